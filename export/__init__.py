@@ -1,0 +1,1 @@
+"""Export: ONNX, FP16/INT8 graphs, TensorRT engines and bundles."""

@@ -1,0 +1,33 @@
+"""Typed errors. Every user-facing failure is one of these, so CLIs can print one line.
+
+Exit codes used across every `vqa-*` command:
+  0 success, 1 some inputs of a batch failed (recorded), 2 usage / input error.
+"""
+
+from __future__ import annotations
+
+
+class InternVQAError(Exception):
+    """Base class: a problem the user can act on (bad input, bad file, bad option)."""
+
+    exit_code = 2
+
+
+class UsageError(InternVQAError):
+    """Wrong or contradictory options."""
+
+
+class VideoError(InternVQAError):
+    """A video cannot be opened, decoded, or has unusable geometry or content."""
+
+
+class ManifestError(InternVQAError):
+    """A manifest / score file is missing, malformed, or points at missing videos."""
+
+
+class CheckpointError(InternVQAError):
+    """A checkpoint is missing, untrusted, of another architecture, or has wrong shapes."""
+
+
+class BundleError(InternVQAError):
+    """An export bundle is missing files, was tampered with, or was made by other versions."""
