@@ -1,0 +1,1 @@
+"""Corpora: the synthetic compressed-video corpus and importers for public MOS datasets."""
