@@ -1,0 +1,197 @@
+"""The corpus manifest: one CSV row per video, the hand-off between data, training and bench.
+
+Columns: ``path, mos, source`` are required (``mos`` may be empty for a label-free corpus);
+``codec, crf, width, height, resolution, split`` are optional and known; any other column
+(e.g. ``psnr_y, ssim``) is kept verbatim in ``ManifestRow.extra`` and written back.
+
+Paths: a relative ``path`` is relative to the manifest's folder (never to the working
+directory), so a corpus folder can be moved or mounted elsewhere. `write_manifest` writes
+paths relative to the manifest's folder when the video lies under it, absolute otherwise.
+A row built in code with a relative path and no ``root`` is taken as already relative to
+the manifest it is written into.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from internvqa.runtime.atomic import atomic_write_text
+from internvqa.runtime.errors import ManifestError
+
+__all__ = [
+    "KNOWN_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "ManifestRow",
+    "check_videos_exist",
+    "read_manifest",
+    "split_rows",
+    "write_manifest",
+]
+
+REQUIRED_COLUMNS = ("path", "mos", "source")
+KNOWN_COLUMNS = ("path", "mos", "source", "codec", "crf", "width", "height", "resolution", "split")
+
+
+@dataclass
+class ManifestRow:
+    """One video. `path` is kept as written; `abspath` resolves it against `root`."""
+
+    path: str
+    mos: float | None
+    source: str
+    codec: str = ""
+    crf: float | None = None
+    width: int | None = None
+    height: int | None = None
+    split: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    resolution: str = ""
+    root: Path | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def abspath(self) -> Path:
+        p = Path(self.path)
+        if p.is_absolute():
+            return p
+        return ((self.root or Path.cwd()) / p).resolve()
+
+
+def _fmt_num(v: float | int | None) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(float(v)) if isinstance(v, float) else str(v)
+
+
+def _parse_float(text: str, column: str, where: str, allow_empty: bool = True) -> float | None:
+    text = text.strip()
+    if text == "":
+        if allow_empty:
+            return None
+        raise ManifestError(f"{where}: empty {column!r}")
+    try:
+        v = float(text)
+    except ValueError:
+        raise ManifestError(f"{where}: {column!r} is not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise ManifestError(f"{where}: {column!r} is not finite: {text!r}")
+    return v
+
+
+def _parse_int(text: str, column: str, where: str) -> int | None:
+    v = _parse_float(text, column, where)
+    if v is None:
+        return None
+    if not v.is_integer() or v <= 0:
+        raise ManifestError(f"{where}: {column!r} must be a positive integer, got {text!r}")
+    return int(v)
+
+
+def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
+    """Parse a manifest CSV; every problem is a one-line ManifestError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    root = path.resolve().parent
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if not header:
+        raise ManifestError(f"{path}: empty manifest (no header line)")
+    reader.fieldnames = header
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(f"{path}: missing required column(s) {', '.join(missing)} (header: {', '.join(header)})")
+    rows: list[ManifestRow] = []
+    for lineno, rec in enumerate(reader, start=2):
+        where = f"{path}:{lineno}"
+        if None in rec:
+            raise ManifestError(f"{where}: more fields than header columns")
+        rec = {k: (v or "") for k, v in rec.items()}
+        if not rec["path"].strip():
+            raise ManifestError(f"{where}: empty 'path'")
+        rows.append(
+            ManifestRow(
+                path=rec["path"].strip(),
+                mos=_parse_float(rec["mos"], "mos", where),
+                source=rec["source"].strip(),
+                codec=rec.get("codec", "").strip(),
+                crf=_parse_float(rec.get("crf", ""), "crf", where),
+                width=_parse_int(rec.get("width", ""), "width", where),
+                height=_parse_int(rec.get("height", ""), "height", where),
+                split=rec.get("split", "").strip(),
+                resolution=rec.get("resolution", "").strip(),
+                extra={k: v for k, v in rec.items() if k not in KNOWN_COLUMNS},
+                root=root,
+            )
+        )
+    return rows
+
+
+def _path_for(row: ManifestRow, folder: Path) -> str:
+    p = Path(row.path)
+    if not p.is_absolute() and row.root is None:
+        return row.path
+    full = row.abspath
+    try:
+        return full.relative_to(folder).as_posix()
+    except ValueError:
+        return str(full)
+
+
+def write_manifest(rows: Iterable[ManifestRow], path: str | os.PathLike) -> Path:
+    """Write rows atomically; known columns first, then extra columns in first-seen order."""
+    path = Path(path)
+    folder = path.resolve().parent
+    rows = list(rows)
+    extra_cols: list[str] = []
+    for r in rows:
+        for k in r.extra:
+            if k not in extra_cols and k not in KNOWN_COLUMNS:
+                extra_cols.append(k)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*KNOWN_COLUMNS, *extra_cols])
+    for r in rows:
+        w.writerow(
+            [
+                _path_for(r, folder),
+                _fmt_num(r.mos),
+                r.source,
+                r.codec,
+                _fmt_num(r.crf),
+                _fmt_num(r.width),
+                _fmt_num(r.height),
+                r.resolution,
+                r.split,
+                *[r.extra.get(k, "") for k in extra_cols],
+            ]
+        )
+    return atomic_write_text(path, buf.getvalue())
+
+
+def split_rows(rows: Iterable[ManifestRow], split: str | Iterable[str]) -> list[ManifestRow]:
+    """Rows whose split is `split` (or any of several names)."""
+    wanted = {split} if isinstance(split, str) else set(split)
+    return [r for r in rows if r.split in wanted]
+
+
+def check_videos_exist(rows: Iterable[ManifestRow], show: int = 5) -> None:
+    """Raise ManifestError naming (a few of) the videos that are not on disk."""
+    rows = list(rows)
+    missing = [str(r.abspath) for r in rows if not r.abspath.is_file()]
+    if missing:
+        more = f" (and {len(missing) - show} more)" if len(missing) > show else ""
+        raise ManifestError(
+            f"{len(missing)} of {len(rows)} videos not found: {', '.join(missing[:show])}{more}"
+        )
