@@ -1,0 +1,618 @@
+"""Video input: files (anything PyAV decodes, `.y4m` included), raw YUV, in-memory frames.
+
+Every source yields `Frame` objects that are *lazy*: decoding happens, but colour
+conversion and resizing run only for the frames a clip window samples (see
+`ClipSpec`), and frames are streamed, so memory stays flat with video length.
+
+`iter_windows(source, spec)` is the single entry point that turns any source into clip
+windows; training caches, calibration and the runtime all go through it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from internvqa.runtime.clipspec import (
+    ClipSpec,
+    WindowPlan,
+    WindowPlanner,
+    check_frame_size,
+    resize_rgb,
+    resolve_color,
+    yuv_to_rgb,
+)
+from internvqa.runtime.errors import UsageError, VideoError
+
+# (chroma x-shift, chroma y-shift, bit depth) of the planar formats converted natively.
+_PLANAR = {
+    "yuv420p": (1, 1, 8),
+    "yuvj420p": (1, 1, 8),
+    "yuv422p": (1, 0, 8),
+    "yuvj422p": (1, 0, 8),
+    "yuv444p": (0, 0, 8),
+    "yuvj444p": (0, 0, 8),
+    "yuv420p10le": (1, 1, 10),
+    "yuv422p10le": (1, 0, 10),
+    "yuv444p10le": (0, 0, 10),
+    "yuv420p12le": (1, 1, 12),
+}
+RAW_PIX_FMTS = ("yuv420p", "yuv420p10le", "nv12", "yuv422p", "yuv444p")
+
+# PyAV colour metadata codes (FFmpeg AVColorSpace / AVColorRange).
+_AV_MATRIX = {1: "bt709", 5: "bt601", 6: "bt601"}
+_AV_RANGE = {1: "limited", 2: "full"}
+
+
+@dataclass
+class VideoInfo:
+    """What is known about a source before decoding it."""
+
+    width: int
+    height: int
+    fps: float
+    num_frames: int | None
+    pix_fmt: str
+    codec: str = ""
+    name: str = ""
+
+
+class Frame:
+    """One decoded frame whose pixels are produced on demand, resized for the spec."""
+
+    __slots__ = ("index", "time", "_planes", "_rgb", "_av", "_fmt", "_matrix", "_range")
+
+    def __init__(
+        self,
+        index: int,
+        time: float,
+        *,
+        planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        rgb: np.ndarray | None = None,
+        av_frame: object | None = None,
+        pix_fmt: str = "yuv420p",
+        matrix: str = "auto",
+        color_range: str = "auto",
+    ):
+        self.index = index
+        self.time = time
+        self._planes = planes
+        self._rgb = rgb
+        self._av = av_frame
+        self._fmt = pix_fmt
+        self._matrix = matrix
+        self._range = color_range
+
+    @property
+    def size(self) -> tuple[int, int]:
+        if self._rgb is not None:
+            return self._rgb.shape[1], self._rgb.shape[0]
+        if self._planes is not None:
+            return self._planes[0].shape[1], self._planes[0].shape[0]
+        return self._av.width, self._av.height  # type: ignore[union-attr]
+
+    def to_rgb(self, spec: ClipSpec) -> np.ndarray:
+        """uint8 RGB, resized as the spec says (short side), not yet cropped."""
+        w, h = self.size
+        out = spec.resized_size(w, h)
+        if self._rgb is not None:
+            return resize_rgb(self._rgb, out)
+        planes, depth, fmt = self._planes, 8, self._fmt
+        if planes is None:
+            planes, depth, fmt = _av_planes(self._av)
+            if planes is None:  # a format we don't convert natively: let swscale do it
+                rgb = self._av.to_ndarray(format="rgb24")  # type: ignore[union-attr]
+                return resize_rgb(rgb, out)
+        else:
+            depth = 8 if planes[0].dtype == np.uint8 else int(self._fmt_depth())
+        matrix = spec.color_matrix if spec.color_matrix != "auto" else self._matrix
+        rng = spec.color_range if spec.color_range != "auto" else self._range
+        if rng == "auto" and fmt.startswith("yuvj"):
+            rng = "full"
+        matrix, rng = resolve_color(matrix, rng, h)
+        y, u, v = planes
+        return yuv_to_rgb(y, u, v, bit_depth=depth, matrix=matrix, color_range=rng, out_size=out)
+
+    def _fmt_depth(self) -> int:
+        if self._fmt in _PLANAR:
+            return _PLANAR[self._fmt][2]
+        return 10
+
+
+def _plane_array(plane, width: int, height: int, dtype) -> np.ndarray:
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.frombuffer(plane, dtype=dtype)
+    stride = plane.line_size // itemsize
+    return buf[: stride * height].reshape(height, stride)[:, :width]
+
+
+def _av_planes(frame) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None, int, str]:
+    """Zero-copy views of a PyAV frame's Y, U, V planes (None for other formats)."""
+    fmt = frame.format.name
+    w, h = frame.width, frame.height
+    if fmt in _PLANAR:
+        sx, sy, depth = _PLANAR[fmt]
+        dtype = np.uint8 if depth == 8 else np.dtype("<u2")
+        cw, ch = (w + sx) >> sx, (h + sy) >> sy
+        p = frame.planes
+        planes = (
+            _plane_array(p[0], w, h, dtype),
+            _plane_array(p[1], cw, ch, dtype),
+            _plane_array(p[2], cw, ch, dtype),
+        )
+        return planes, depth, fmt
+    if fmt == "nv12":
+        p = frame.planes
+        y = _plane_array(p[0], w, h, np.uint8)
+        uv = _plane_array(p[1], 2 * ((w + 1) // 2), (h + 1) // 2, np.uint8)
+        return (y, uv[:, 0::2], uv[:, 1::2]), 8, fmt
+    if fmt == "gray":
+        y = _plane_array(frame.planes[0], w, h, np.uint8)
+        c = np.full((1, 1), 128, np.uint8)
+        return (y, np.broadcast_to(c, y.shape), np.broadcast_to(c, y.shape)), 8, fmt
+    return None, 8, fmt
+
+
+# ---- sources ---------------------------------------------------------------------------
+class VideoSource:
+    """Base class: `info` plus a lazy, single-pass `frames()` iterator."""
+
+    info: VideoInfo
+    decode_errors: int = 0
+
+    def frames(self) -> Iterator[Frame]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PyAVSource(VideoSource):
+    """Any container/codec PyAV (FFmpeg) decodes, `.y4m` included."""
+
+    def __init__(self, path: str | os.PathLike, threads: bool = True):
+        import av
+
+        self.path = Path(path)
+        if not self.path.exists():
+            raise VideoError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise VideoError(f"{self.path}: is a directory, not a video")
+        if self.path.stat().st_size == 0:
+            raise VideoError(f"{self.path}: empty file")
+        try:
+            self._container = av.open(str(self.path), mode="r")
+        except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            raise VideoError(f"{self.path}: not a readable video ({_short(exc)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoError(f"{self.path}: has no video stream")
+        self._stream = self._container.streams.video[0]
+        if threads:
+            self._stream.thread_type = "AUTO"
+        cc = self._stream.codec_context
+        w, h = int(cc.width or 0), int(cc.height or 0)
+        try:
+            check_frame_size(w, h)
+        except VideoError as exc:
+            self._container.close()
+            raise VideoError(f"{self.path}: {exc}") from None
+        rate = self._stream.average_rate or self._stream.guessed_rate or self._stream.base_rate
+        fps = float(rate) if rate else 25.0
+        n = int(self._stream.frames or 0) or None
+        if n is None and self._stream.duration and self._stream.time_base:
+            n = max(1, round(float(self._stream.duration * self._stream.time_base) * fps)) or None
+        self.info = VideoInfo(
+            width=w,
+            height=h,
+            fps=fps,
+            num_frames=n,
+            pix_fmt=cc.pix_fmt or "",
+            codec=cc.name or "",
+            name=self.path.name,
+        )
+        self.decode_errors = 0
+
+    def count_frames(self) -> int:
+        """Exact frame count by demuxing packets (no decoding); rewinds the container."""
+        import av
+
+        n = 0
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.size:
+                    n += 1
+            self._container.seek(0, stream=self._stream)
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{self.path}: cannot read ({_short(exc)})") from None
+        return n
+
+    def frames(self) -> Iterator[Frame]:
+        import av
+
+        stream = self._stream
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        start = stream.start_time or 0
+        index = 0
+        packets = self._container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.error.FFmpegError:
+                self.decode_errors += 1
+                if self.decode_errors > 50:
+                    break
+                continue
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                self.decode_errors += 1
+                if self.decode_errors > 50 and index == 0:
+                    break
+                continue
+            for f in decoded:
+                yield self._wrap(f, index, tb, start)
+                index += 1
+        if index == 0:
+            raise VideoError(f"{self.path}: no decodable video frames")
+
+    def _wrap(self, f, index: int, tb: float, start: int) -> Frame:
+        if f.width != self.info.width or f.height != self.info.height:
+            check_frame_size(f.width, f.height)
+        t = (f.pts - start) * tb if (f.pts is not None and tb) else index / self.info.fps
+        return Frame(
+            index,
+            float(t),
+            av_frame=f,
+            pix_fmt=f.format.name,
+            matrix=_AV_MATRIX.get(int(getattr(f, "colorspace", 2) or 2), "auto"),
+            color_range=_AV_RANGE.get(int(getattr(f, "color_range", 0) or 0), "auto"),
+        )
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def raw_frame_bytes(width: int, height: int, pix_fmt: str) -> int:
+    """Bytes of one raw frame of the given size and pixel format."""
+    cw, ch = (width + 1) // 2, (height + 1) // 2
+    if pix_fmt in ("yuv420p", "nv12"):
+        return width * height + 2 * cw * ch
+    if pix_fmt == "yuv420p10le":
+        return 2 * (width * height + 2 * cw * ch)
+    if pix_fmt == "yuv422p":
+        return width * height + 2 * cw * height
+    if pix_fmt == "yuv444p":
+        return 3 * width * height
+    raise UsageError(f"unsupported raw pixel format {pix_fmt!r} (use one of {RAW_PIX_FMTS})")
+
+
+class RawYUVSource(VideoSource):
+    """Headerless planar YUV from a file or a binary stream (stdin for pipe mode)."""
+
+    def __init__(
+        self,
+        path_or_stream: str | os.PathLike | BinaryIO,
+        width: int,
+        height: int,
+        pix_fmt: str = "yuv420p",
+        fps: float = 25.0,
+        color_matrix: str = "auto",
+        color_range: str = "auto",
+    ):
+        check_frame_size(width, height)
+        self.frame_bytes = raw_frame_bytes(width, height, pix_fmt)
+        if fps <= 0:
+            raise UsageError("fps must be > 0")
+        self._own = False
+        n = None
+        name = "<stdin>"
+        if isinstance(path_or_stream, (str, os.PathLike)):
+            p = Path(path_or_stream)
+            if not p.exists():
+                raise VideoError(f"{p}: no such file")
+            size = p.stat().st_size
+            if size == 0:
+                raise VideoError(f"{p}: empty file")
+            if size % self.frame_bytes:
+                raise VideoError(
+                    f"{p}: size {size} is not a whole number of {width}x{height} {pix_fmt} frames "
+                    f"({self.frame_bytes} bytes each); check --size and --pix-fmt"
+                )
+            n = size // self.frame_bytes
+            self._fh: BinaryIO = open(p, "rb")  # noqa: SIM115 - closed in close()
+            self._own = True
+            name = p.name
+        else:
+            self._fh = path_or_stream
+        self.pix_fmt = pix_fmt
+        self._matrix, self._range = color_matrix, color_range
+        self.info = VideoInfo(width, height, float(fps), n, pix_fmt, "rawvideo", name)
+        self.truncated = False
+
+    def _read_exact(self, n: int) -> bytes:
+        chunks, got = [], 0
+        while got < n:
+            b = self._fh.read(n - got)
+            if not b:
+                break
+            chunks.append(b)
+            got += len(b)
+        return b"".join(chunks)
+
+    def frames(self) -> Iterator[Frame]:
+        w, h = self.info.width, self.info.height
+        cw, ch = (w + 1) // 2, (h + 1) // 2
+        index = 0
+        while True:
+            buf = self._read_exact(self.frame_bytes)
+            if not buf:
+                break
+            if len(buf) < self.frame_bytes:
+                self.truncated = True
+                break
+            yield Frame(
+                index,
+                index / self.info.fps,
+                planes=_split_raw(buf, w, h, cw, ch, self.pix_fmt),
+                pix_fmt=self.pix_fmt,
+                matrix=self._matrix,
+                color_range=self._range,
+            )
+            index += 1
+        if index == 0:
+            raise VideoError(f"{self.info.name}: no complete {w}x{h} {self.pix_fmt} frame in input")
+
+    def close(self) -> None:
+        if self._own:
+            self._fh.close()
+
+
+def _split_raw(buf: bytes, w: int, h: int, cw: int, ch: int, fmt: str):
+    if fmt == "yuv420p10le":
+        a = np.frombuffer(buf, dtype="<u2")
+        y = a[: w * h].reshape(h, w)
+        u = a[w * h : w * h + cw * ch].reshape(ch, cw)
+        v = a[w * h + cw * ch :].reshape(ch, cw)
+        return y, u, v
+    a = np.frombuffer(buf, dtype=np.uint8)
+    y = a[: w * h].reshape(h, w)
+    if fmt == "nv12":
+        uv = a[w * h :].reshape(ch, 2 * cw)
+        return y, uv[:, 0::2], uv[:, 1::2]
+    if fmt == "yuv422p":
+        u = a[w * h : w * h + cw * h].reshape(h, cw)
+        return y, u, a[w * h + cw * h :].reshape(h, cw)
+    if fmt == "yuv444p":
+        return y, a[w * h : 2 * w * h].reshape(h, w), a[2 * w * h :].reshape(h, w)
+    u = a[w * h : w * h + cw * ch].reshape(ch, cw)
+    return y, u, a[w * h + cw * ch :].reshape(ch, cw)
+
+
+@dataclass
+class YUVPlanes:
+    """An in-memory YUV frame (planes at their own resolution) for the Python API."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    bit_depth: int = 8
+    matrix: str = "auto"
+    color_range: str = "auto"
+
+
+def frame_from_array(index: int, data: np.ndarray | YUVPlanes, fps: float = 25.0) -> Frame:
+    """Validate one in-memory frame (uint8 RGB (H, W, 3) or `YUVPlanes`) into a `Frame`."""
+    t = index / fps
+    if isinstance(data, YUVPlanes):
+        planes = (np.asarray(data.y), np.asarray(data.u), np.asarray(data.v))
+        want = np.uint8 if data.bit_depth == 8 else np.uint16
+        for p in planes:
+            if p.ndim != 2 or p.dtype != want:
+                raise VideoError(
+                    f"frame {index}: YUV planes must be 2-D {np.dtype(want).name} arrays"
+                )
+        h, w = planes[0].shape
+        check_frame_size(w, h)
+        fmt = "yuv420p" if data.bit_depth == 8 else "yuv420p10le"
+        return Frame(index, t, planes=planes, pix_fmt=fmt, matrix=data.matrix,
+                     color_range=data.color_range)
+    arr = np.asarray(data)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise VideoError(f"frame {index}: expected an (H, W, 3) RGB array, got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        raise VideoError(f"frame {index}: expected uint8 RGB, got {arr.dtype} (scale to 0-255)")
+    check_frame_size(arr.shape[1], arr.shape[0])
+    return Frame(index, t, rgb=np.ascontiguousarray(arr))
+
+
+class ArraySource(VideoSource):
+    """Frames already in memory: an (N, H, W, 3) uint8 array or a sequence of frames."""
+
+    def __init__(self, frames: np.ndarray | Sequence | Iterable, fps: float = 25.0, name: str = "<frames>"):
+        self._frames = frames
+        n = len(frames) if hasattr(frames, "__len__") else None  # type: ignore[arg-type]
+        first = None
+        if n == 0:
+            raise VideoError(f"{name}: no frames given")
+        if n:
+            first = frame_from_array(0, frames[0], fps)  # type: ignore[index]
+        w, h = first.size if first else (0, 0)
+        self.info = VideoInfo(w, h, float(fps), n, "rgb24", "memory", name)
+
+    def frames(self) -> Iterator[Frame]:
+        index = -1
+        for index, data in enumerate(self._frames):
+            yield frame_from_array(index, data, self.info.fps)
+        if index < 0:
+            raise VideoError(f"{self.info.name}: no frames given")
+
+
+def open_video(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None = None,
+    pix_fmt: str | None = None,
+    fps: float | None = None,
+) -> VideoSource:
+    """Open a video file; `.yuv` (or `size` given) means headerless raw frames."""
+    p = str(path)
+    if p == "-":
+        if size is None:
+            raise UsageError("reading raw frames from stdin needs --size WxH")
+        return RawYUVSource(sys.stdin.buffer, size[0], size[1], pix_fmt or "yuv420p", fps or 25.0)
+    if size is not None or p.lower().endswith(".yuv"):
+        if size is None:
+            raise UsageError(f"{p}: raw .yuv input needs --size WxH (and --pix-fmt if not yuv420p)")
+        return RawYUVSource(p, size[0], size[1], pix_fmt or "yuv420p", fps or 25.0)
+    return PyAVSource(p)
+
+
+# ---- windows ---------------------------------------------------------------------------
+@dataclass
+class Window:
+    """T resized uint8 RGB frames (T, h, w, 3) plus where they came from."""
+
+    index: int
+    frame_indices: tuple[int, ...]
+    times: tuple[float, ...]
+    clip: np.ndarray
+    flags: tuple[str, ...] = ()
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def start_frame(self) -> int:
+        return self.frame_indices[0]
+
+    @property
+    def end_frame(self) -> int:
+        return max(self.frame_indices)
+
+
+class WindowAssembler:
+    """Push frames one at a time, get complete windows back (the streaming core).
+
+    Converts only frames some window samples and keeps only what open windows still
+    need, plus the latest frame (a trailing partial window may repeat it).
+    """
+
+    def __init__(self, spec: ClipSpec, total_frames: int | None = None):
+        self.spec = spec
+        if spec.sampling == "uniform":
+            if not total_frames:
+                raise UsageError("uniform sampling needs the frame count; use windows sampling")
+            self._plans: list[WindowPlan] | None = spec.plan_windows(total_frames)
+            self._needed = {i for p in self._plans for i in p.frame_indices}
+            self._planner = None
+        else:
+            self._plans = None
+            self._planner = WindowPlanner(spec)
+        self._cache: dict[int, tuple[np.ndarray, float]] = {}
+        self._last: Frame | None = None
+        self._size: tuple[int, int] | None = None
+
+    def _convert(self, frame: Frame) -> tuple[np.ndarray, float]:
+        if frame.index not in self._cache:
+            if self._size is None:
+                self._size = frame.size
+            elif frame.size != self._size:
+                raise VideoError(
+                    f"frame {frame.index} is {frame.size[0]}x{frame.size[1]}, earlier frames "
+                    f"were {self._size[0]}x{self._size[1]}; resolution changes are not supported"
+                )
+            self._cache[frame.index] = (frame.to_rgb(self.spec), frame.time)
+        return self._cache[frame.index]
+
+    def _make(self, plan: WindowPlan) -> Window:
+        got = [self._cache[i] for i in plan.frame_indices]
+        clip = np.stack([g[0] for g in got])
+        return Window(plan.index, plan.frame_indices, tuple(g[1] for g in got), clip, plan.flags)
+
+    def push(self, frame: Frame) -> list[Window]:
+        self._last = frame
+        if self._planner is not None:
+            if self._planner.needed(frame.index):
+                self._convert(frame)
+            plans = self._planner.frame_arrived(frame.index)
+        else:
+            if frame.index in self._needed:
+                self._convert(frame)
+            plans = [p for p in self._plans if p.last == frame.index]  # type: ignore[union-attr]
+        out = [self._make(p) for p in plans]
+        if out:
+            self._evict(frame.index)
+        return out
+
+    def _evict(self, current: int) -> None:
+        """Drop converted frames that no window still to come can use."""
+        if self._planner is not None:
+            keep_from = self._planner._next_window * self.spec.hop
+            stale = [i for i in self._cache if i < keep_from]
+        else:
+            pending = {i for p in self._plans if p.last > current for i in p.frame_indices}  # type: ignore[union-attr]
+            stale = [i for i in self._cache if i not in pending]
+        for i in stale:
+            del self._cache[i]
+
+    def finish(self) -> list[Window]:
+        if self._last is None:
+            return []
+        if self._planner is not None:
+            plans = self._planner.finish()
+            if plans:
+                self._convert(self._last)
+            for p in plans:
+                for i in p.frame_indices:
+                    if i not in self._cache:  # pragma: no cover - planner guarantees this
+                        raise RuntimeError(f"frame {i} missing for window {p.index}")
+            return [self._make(p) for p in plans]
+        # uniform: the video ended before the planned frame count (e.g. a short stream)
+        done = self._last.index
+        out = []
+        for p in self._plans:  # type: ignore[union-attr]
+            if p.last > done:
+                idx = tuple(min(i, done) for i in p.frame_indices)
+                self._convert(self._last)
+                for i in idx:
+                    if i not in self._cache:
+                        raise VideoError(
+                            f"video ended at frame {done}, before its declared frame count"
+                        )
+                out.append(self._make(WindowPlan(p.index, idx, (*p.flags, "truncated"))))
+        return out
+
+
+def iter_windows(source: VideoSource, spec: ClipSpec) -> Iterator[Window]:
+    """All windows of a source, streamed (memory bounded by one window's frames)."""
+    total = source.info.num_frames
+    if spec.sampling == "uniform" and isinstance(source, PyAVSource):
+        total = source.count_frames()
+    asm = WindowAssembler(spec, total)
+    for frame in source.frames():
+        yield from asm.push(frame)
+    yield from asm.finish()
+
+
+def read_windows(path: str | os.PathLike, spec: ClipSpec, **open_kw) -> list[Window]:
+    """Convenience: open a file and return all its windows."""
+    with open_video(path, **open_kw) as src:
+        return list(iter_windows(src, spec))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
