@@ -21,7 +21,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .pos_embed import Grid, resize_pos_embed, resize_spatial, resize_temporal, sincos_1d, sincos_2d, sincos_3d
+from .pos_embed import (
+    Grid,
+    resize_pos_embed,
+    resize_spatial,
+    resize_temporal,
+    sincos_1d,
+    sincos_2d,
+    sincos_3d,
+)
 
 
 @dataclass
@@ -249,17 +257,27 @@ class InternVideo2(nn.Module):
         with torch.no_grad():
             if cfg.sep_pos_embed:
                 self.pos_embed_spatial.copy_(sincos_2d(cfg.embed_dim, h, w).float()[None])
-                self.pos_embed_temporal.copy_(sincos_1d(cfg.embed_dim, torch.arange(t)).float()[None])
+                self.pos_embed_temporal.copy_(
+                    sincos_1d(cfg.embed_dim, torch.arange(t)).float()[None]
+                )
             else:
                 self.pos_embed.copy_(sincos_3d(cfg.embed_dim, cfg.grid)[None])
 
     # ---- switches ----
     def set_grad_checkpointing(self, enable: bool = True, num_blocks: int | None = None) -> None:
         """Recompute activations of the first `num_blocks` blocks (all when None) in backward."""
-        self.grad_checkpointing_blocks = (len(self.blocks) if num_blocks is None else num_blocks) if enable else 0
+        self.grad_checkpointing_blocks = (
+            (len(self.blocks) if num_blocks is None else num_blocks) if enable else 0
+        )
 
     def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "pos_embed_spatial", "pos_embed_temporal", "pos_embed_cls", "cls_token"}
+        return {
+            "pos_embed",
+            "pos_embed_spatial",
+            "pos_embed_temporal",
+            "pos_embed_cls",
+            "cls_token",
+        }
 
     @property
     def default_clip_shape(self) -> tuple[int, int, int, int]:

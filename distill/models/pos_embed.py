@@ -55,11 +55,15 @@ def resize_temporal(embed: torch.Tensor, new_t: int) -> torch.Tensor:
     """(1, T, D) -> (1, T', D), linear in time."""
     if embed.shape[1] == new_t:
         return embed
-    out = F.interpolate(embed.float().transpose(1, 2), size=new_t, mode="linear", align_corners=False)
+    out = F.interpolate(
+        embed.float().transpose(1, 2), size=new_t, mode="linear", align_corners=False
+    )
     return out.transpose(1, 2).to(embed.dtype)
 
 
-def resize_spatial(embed: torch.Tensor, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> torch.Tensor:
+def resize_spatial(
+    embed: torch.Tensor, src_hw: tuple[int, int], dst_hw: tuple[int, int]
+) -> torch.Tensor:
     """(B, H*W, D) -> (B, H'*W', D), bicubic in space."""
     if tuple(src_hw) == tuple(dst_hw):
         return embed
@@ -83,7 +87,9 @@ def resize_pos_embed(
     prefix, tokens = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
     d = tokens.shape[-1]
     if tokens.shape[1] != t0 * h0 * w0:
-        raise ValueError(f"pos embed has {tokens.shape[1]} tokens, grid {src_grid} needs {t0 * h0 * w0}")
+        raise ValueError(
+            f"pos embed has {tokens.shape[1]} tokens, grid {src_grid} needs {t0 * h0 * w0}"
+        )
     x = tokens.reshape(t0, h0 * w0, d)
     if t0 != t1:  # time: one sequence of length T per (spatial position, channel)
         x = resize_temporal(x.reshape(1, t0, h0 * w0 * d), t1).reshape(t1, h0 * w0, d)

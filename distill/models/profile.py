@@ -45,7 +45,10 @@ def count_macs(model: nn.Module, clip_shape: Sequence[int]) -> int:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter:
+        with (
+            torch.no_grad(),
+            FlopCounterMode(display=False, custom_mapping=_EXTRA_FORMULAS) as counter,
+        ):
             model(x)
     finally:
         model.train(was_training)

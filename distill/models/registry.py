@@ -29,8 +29,12 @@ TIMM_EXAMPLES = (
 )
 
 _INTERNVIDEO2_CONFIGS: dict[str, InternVideo2Config] = {
-    "internvideo2_1b": InternVideo2Config(embed_dim=1408, depth=40, num_heads=16, mlp_hidden_dim=6144),
-    "internvideo2_6b": InternVideo2Config(embed_dim=3200, depth=48, num_heads=25, mlp_hidden_dim=12800),
+    "internvideo2_1b": InternVideo2Config(
+        embed_dim=1408, depth=40, num_heads=16, mlp_hidden_dim=6144
+    ),
+    "internvideo2_6b": InternVideo2Config(
+        embed_dim=3200, depth=48, num_heads=25, mlp_hidden_dim=12800
+    ),
     # A small teacher for CPU demos: fast enough to fine-tune on minutes of video.
     "internvideo2_cpu": InternVideo2Config(
         embed_dim=384, depth=8, num_heads=6, mlp_hidden_dim=1536, img_size=112, num_frames=4
@@ -91,7 +95,9 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
         return create_timm_student(name[len(TIMM_PREFIX) :], **overrides)
     if name not in _BUILDERS:
-        raise UsageError(f"unknown model {name!r}; known: {', '.join(list_models())} or timm:<name>")
+        raise UsageError(
+            f"unknown model {name!r}; known: {', '.join(list_models())} or timm:<name>"
+        )
     return _BUILDERS[name](**overrides)
 
 

@@ -47,13 +47,19 @@ class TimmStudent(nn.Module):
         self.cfg = cfg
         self.model_name = f"timm:{cfg.backbone}"
         self.pooled_dim = cfg.pooled_dim
-        kwargs: dict[str, Any] = {"pretrained": False, "num_classes": 0, "drop_path_rate": cfg.drop_path_rate}
+        kwargs: dict[str, Any] = {
+            "pretrained": False,
+            "num_classes": 0,
+            "drop_path_rate": cfg.drop_path_rate,
+        }
         pcfg = timm.models.get_pretrained_cfg(cfg.backbone)
         if pcfg is not None and pcfg.fixed_input_size:  # ViT-like: pos embed sized at creation
             kwargs["img_size"] = cfg.img_size
         self.backbone = timm.create_model(cfg.backbone, **kwargs)
         # Width of the pooled output (MobileNetV3's conv head makes it differ from num_features).
-        self.backbone_dim = int(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features)
+        self.backbone_dim = int(
+            getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        )
         self.proj = nn.Linear(self.backbone_dim, cfg.pooled_dim)
         self.fc_norm = nn.LayerNorm(cfg.pooled_dim)
         self.fc_dropout = nn.Dropout(cfg.head_drop_rate)
@@ -101,14 +107,18 @@ def _read_backbone_weights(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path} is not a plain weights file; it will not be unpickled") from exc
+        raise CheckpointError(
+            f"{path} is not a plain weights file; it will not be unpickled"
+        ) from exc
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     return obj
 
 
-def create_timm_student(backbone: str, backbone_weights: str | Path | None = None, **overrides: Any) -> TimmStudent:
+def create_timm_student(
+    backbone: str, backbone_weights: str | Path | None = None, **overrides: Any
+) -> TimmStudent:
     """Build `timm:<backbone>`; overrides are `TimmStudentConfig` fields."""
     try:
         cfg = TimmStudentConfig(backbone=backbone, **overrides)
@@ -121,9 +131,13 @@ def create_timm_student(backbone: str, backbone_weights: str | Path | None = Non
         state = {k: v for k, v in state.items() if k in own}  # drops the classifier (num_classes=0)
         missing = [k for k in own if k not in state]
         if missing:
-            raise CheckpointError(f"{backbone_weights} lacks {len(missing)} backbone keys, e.g. {missing[0]}")
+            raise CheckpointError(
+                f"{backbone_weights} lacks {len(missing)} backbone keys, e.g. {missing[0]}"
+            )
         for k, v in state.items():
             if v.shape != own[k].shape:
-                raise CheckpointError(f"{backbone_weights}: {k} has shape {tuple(v.shape)}, model needs {tuple(own[k].shape)}")
+                raise CheckpointError(
+                    f"{backbone_weights}: {k} has shape {tuple(v.shape)}, model needs {tuple(own[k].shape)}"
+                )
         model.backbone.load_state_dict(state, strict=True)
     return model
