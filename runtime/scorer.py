@@ -1,0 +1,348 @@
+"""Scoring: windows from any video source -> engine -> per-window scores -> pooled result.
+
+`Scorer` loads a bundle and its engine once. For one input, a background thread decodes
+and preprocesses windows (`iter_windows` + `windows_to_input`) into a bounded queue of two
+batches while the calling thread runs inference, so the slower side sets the pace and
+memory stays bounded; an exception in the decoding thread is re-raised in the caller.
+Each window's crops are averaged, then mapped to the bundle's score scale
+(`multiplier * output + offset`). A non-finite model output flags its window
+``nonfinite`` (no score, left out of pooling); if no window is finite, scoring fails.
+
+`ScoreStream` is the incremental, libvmaf-like API for embedding: push frames one at a
+time, get each window's score back from the `push` that completed it, `flush()` at the end
+for the trailing partial window and the pooled result; `score_at(i)`, `pooled` and
+`write_log(path)` as in libvmaf.
+
+Thread-safety: a `Scorer` keeps no per-call mutable state (the ONNX Runtime session's
+`run` is thread-safe; the TensorRT backend locks), so one Scorer may be shared by many
+threads scoring different inputs. A `ScoreStream` is single-producer: push/flush it from
+one thread at a time (use one stream per video).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from internvqa.runtime.backend import Backend, create_backend
+from internvqa.runtime.bundle import Bundle, load_bundle
+from internvqa.runtime.clipspec import windows_to_input
+from internvqa.runtime.errors import InternVQAError, UsageError
+from internvqa.runtime.scorelog import ScoreResult, WindowScore
+from internvqa.runtime.video import (
+    ArraySource,
+    Frame,
+    VideoInfo,
+    VideoSource,
+    Window,
+    WindowAssembler,
+    YUVPlanes,
+    frame_from_array,
+    iter_windows,
+    open_video,
+)
+
+DEFAULT_BATCH = 4  # windows per engine call
+QUEUE_BATCHES = 2  # decoded batches waiting for the engine, per input
+
+
+class ModelOutputError(InternVQAError):
+    """The engine returned no finite score for any window of an input."""
+
+
+class Scorer:
+    """A loaded bundle + engine. `backend`: "auto", "cpu", "cuda", or a `Backend` object."""
+
+    def __init__(
+        self,
+        bundle_path: str | os.PathLike | Bundle,
+        precision: str | None = None,
+        backend: str | Backend = "auto",
+        threads: int | None = None,
+        batch_size: int | None = None,
+        verify: bool = True,
+    ):
+        if isinstance(bundle_path, Bundle):
+            self.bundle = bundle_path
+        else:
+            self.bundle = load_bundle(bundle_path, precision=precision, verify=verify)
+        self.spec = self.bundle.clip_spec
+        if isinstance(backend, str):
+            self.backend = create_backend(self.bundle, device=backend, threads=threads)
+        else:
+            self.backend = backend
+        crops = self.spec.crops_per_window
+        cap = max(1, (self.backend.max_batch or 1 << 30) // crops)
+        if batch_size is not None and batch_size < 1:
+            raise UsageError("batch_size must be >= 1")
+        self.batch_size = min(batch_size or DEFAULT_BATCH, cap)
+
+    # ---- public API ------------------------------------------------------------------
+    def score_file(
+        self,
+        path: str | os.PathLike,
+        size: tuple[int, int] | None = None,
+        pix_fmt: str | None = None,
+        fps: float | None = None,
+    ) -> ScoreResult:
+        """Score a video file (raw `.yuv` when `size` is given or the suffix says so)."""
+        with open_video(path, size=size, pix_fmt=pix_fmt, fps=fps) as source:
+            return self.score_source(source, name=str(path))
+
+    def score_frames(
+        self, frames: np.ndarray | Sequence[np.ndarray | YUVPlanes], fps: float = 25.0
+    ) -> ScoreResult:
+        """Score in-memory frames: uint8 RGB (N, H, W, 3) / list of (H, W, 3), or YUVPlanes."""
+        return self.score_source(ArraySource(frames, fps=fps))
+
+    def score_source(self, source: VideoSource, name: str | None = None) -> ScoreResult:
+        return self.finish(self.start(source, name))
+
+    def start(self, source: VideoSource, name: str | None = None) -> ScoreJob:
+        """Begin decoding `source` in the background; `finish(job)` scores it."""
+        return ScoreJob(self, source, name or source.info.name)
+
+    def finish(self, job: ScoreJob) -> ScoreResult:
+        """Run inference on a started job's windows as they arrive; close its feed."""
+        scores: list[WindowScore] = []
+        try:
+            for windows, x in job.feed:
+                scores.extend(self._score(windows, x, job.source.info.fps))
+        finally:
+            job.feed.close()
+        src = job.source
+        return self._result(scores, job.counted.count, src.info, job.name, job.t0,
+                            getattr(src, "decode_errors", 0), getattr(src, "truncated", False))
+
+    def model_info(self) -> dict:
+        b = self.bundle
+        return {
+            "name": b.model_name,
+            "precision": b.precision,
+            "backend": self.backend.name,
+            "providers": list(self.backend.providers),
+            "bundle": str(b.path),
+            "score_scale": b.score_scale,
+        }
+
+    # ---- internals -------------------------------------------------------------------
+    def _score(self, windows: list[Window], x: np.ndarray, fps: float) -> list[WindowScore]:
+        raw, _ = self.backend.run(x)
+        raw = np.asarray(raw, dtype=np.float64).reshape(len(windows), self.spec.crops_per_window)
+        out = []
+        for w, r in zip(windows, raw, strict=True):
+            flags = tuple(w.flags)
+            if np.all(np.isfinite(r)):
+                score: float | None = self.bundle.to_score(float(r.mean()))
+            else:
+                score, flags = None, (*flags, "nonfinite")
+            out.append(WindowScore(w.index, w.start_frame, w.end_frame, float(w.times[0]),
+                                   float(max(w.times)) + 1.0 / fps, score, flags))
+        return out
+
+    def _score_windows(self, windows: list[Window], fps: float) -> list[WindowScore]:
+        out = []
+        for i in range(0, len(windows), self.batch_size):
+            part = windows[i : i + self.batch_size]
+            out.extend(self._score(part, windows_to_input(self.spec, [w.clip for w in part]), fps))
+        return out
+
+    def _result(
+        self,
+        scores: list[WindowScore],
+        frames: int,
+        info: VideoInfo,
+        name: str,
+        t0: float,
+        decode_errors: int = 0,
+        truncated: bool = False,
+    ) -> ScoreResult:
+        flags: list[str] = []
+        for w in scores:
+            flags.extend(f for f in w.flags if f not in flags)
+        if decode_errors:
+            flags.append("decode_errors")
+        if truncated:
+            flags.append("truncated")
+        if scores and all(w.score is None for w in scores):
+            raise ModelOutputError(f"{name}: the model returned NaN/inf for every window")
+        return ScoreResult(
+            windows=scores,
+            frames=frames,
+            input={"name": name, "width": info.width, "height": info.height,
+                   "fps": round(info.fps, 6), "pix_fmt": info.pix_fmt, "codec": info.codec},
+            model=self.model_info(),
+            flags=flags,
+            elapsed_s=time.perf_counter() - t0,
+        )
+
+
+class _CountingSource(VideoSource):
+    """Passes frames through and counts them (the frame count of streamed input)."""
+
+    def __init__(self, source: VideoSource):
+        self.source, self.info, self.count = source, source.info, 0
+
+    def frames(self) -> Iterator[Frame]:
+        for f in self.source.frames():
+            self.count += 1
+            yield f
+
+
+class _Stopped(Exception):
+    pass
+
+
+class WindowFeed:
+    """Decode + preprocess in a thread; iterate (windows, input tensor) batches, bounded."""
+
+    def __init__(self, source: VideoSource, scorer: Scorer, depth: int = QUEUE_BATCHES):
+        self._source, self._spec, self._per = source, scorer.spec, scorer.batch_size
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="internvqa-decode", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: tuple) -> None:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def _produce(self) -> None:
+        try:
+            pending: list[Window] = []
+            for w in iter_windows(self._source, self._spec):
+                pending.append(w)
+                if len(pending) == self._per:
+                    self._put(("batch", pending, windows_to_input(self._spec, [p.clip for p in pending])))
+                    pending = []
+            if pending:
+                self._put(("batch", pending, windows_to_input(self._spec, [p.clip for p in pending])))
+            self._put(("end", None, None))
+        except _Stopped:
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            try:
+                self._put(("error", exc, None))
+            except _Stopped:
+                return
+
+    def __iter__(self) -> Iterator[tuple[list[Window], np.ndarray]]:
+        while True:
+            kind, a, b = self._q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise a
+            yield a, b
+
+    def close(self) -> None:
+        """Stop the producer (it exits at its next put) and wait for it."""
+        self._stop.set()
+        while True:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join()
+
+
+class ScoreJob:
+    """An input whose windows are being decoded ahead of inference."""
+
+    def __init__(self, scorer: Scorer, source: VideoSource, name: str):
+        self.source, self.name = source, name
+        self.t0 = time.perf_counter()
+        self.counted = _CountingSource(source)
+        self.feed = WindowFeed(self.counted, scorer)
+
+
+class ScoreStream:
+    """Push frames, get window scores as soon as each window is complete (single producer).
+
+    Frames: uint8 RGB (H, W, 3), `YUVPlanes`, or `Frame` objects from a `VideoSource`.
+    """
+
+    def __init__(self, scorer: Scorer, fps: float = 25.0, name: str = "<stream>"):
+        if scorer.spec.sampling != "windows":
+            raise UsageError("streaming needs a bundle with 'windows' sampling")
+        if fps <= 0:
+            raise UsageError("fps must be > 0")
+        self.scorer, self.fps, self.name = scorer, float(fps), name
+        self._asm = WindowAssembler(scorer.spec)
+        self._scores: list[WindowScore] = []
+        self._n = 0
+        self._size: tuple[int, int] | None = None
+        self._result: ScoreResult | None = None
+        self._t0 = time.perf_counter()
+
+    @property
+    def frames_pushed(self) -> int:
+        return self._n
+
+    def push(self, frame: np.ndarray | YUVPlanes | Frame) -> list[WindowScore]:
+        """Add the next frame; returns the windows it completed (usually none or one)."""
+        if self._result is not None:
+            raise UsageError("push after flush: start a new ScoreStream")
+        if isinstance(frame, Frame):
+            f = Frame(self._n, self._n / self.fps, planes=frame._planes, rgb=frame._rgb,
+                      av_frame=frame._av, pix_fmt=frame._fmt, matrix=frame._matrix,
+                      color_range=frame._range)
+        else:
+            f = frame_from_array(self._n, frame, self.fps)
+        self._size = self._size or f.size
+        done = self._asm.push(f)
+        self._n += 1
+        scored = self.scorer._score_windows(done, self.fps) if done else []
+        self._scores.extend(scored)
+        return scored
+
+    def push_many(self, frames: Iterable[np.ndarray | YUVPlanes | Frame]) -> list[WindowScore]:
+        out = []
+        for f in frames:
+            out.extend(self.push(f))
+        return out
+
+    def flush(self) -> ScoreResult:
+        """Score the trailing partial window (if any) and return the whole result."""
+        if self._result is None:
+            if self._n == 0:
+                raise UsageError(f"{self.name}: no frames were pushed")
+            tail = self._asm.finish()
+            tail_scores = self.scorer._score_windows(tail, self.fps) if tail else []
+            self._scores.extend(tail_scores)
+            w, h = self._size or (0, 0)
+            info = VideoInfo(w, h, self.fps, self._n, "stream", "stream", self.name)
+            self._result = self.scorer._result(self._scores, self._n, info, self.name, self._t0)
+        return self._result
+
+    def score_at(self, index: int) -> WindowScore:
+        for w in self._scores:
+            if w.index == index:
+                return w
+        raise IndexError(f"window {index} is not scored yet")
+
+    @property
+    def scores(self) -> list[WindowScore]:
+        return list(self._scores)
+
+    @property
+    def pooled(self) -> dict:
+        from internvqa.runtime.scorelog import pool
+
+        return pool([w.score for w in self._scores])
+
+    def write_log(self, path: str | os.PathLike) -> None:
+        """Write the VMAF-shaped JSON log (flushes first)."""
+        from internvqa.runtime.atomic import atomic_write_text
+
+        atomic_write_text(path, self.flush().to_json() + "\n")
