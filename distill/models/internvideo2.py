@@ -302,6 +302,7 @@ class InternVideo2(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> tokens (B, 1 + T'*H'*W', D); no final norm (as official)."""
         x = self.patch_embed(x.to(self.patch_embed.proj.weight.dtype))
+        # The token grid is a Python constant: an ONNX trace fixes T/H/W (only batch is dynamic).
         grid = (int(x.shape[2]), int(x.shape[3]), int(x.shape[4]))
         x = x.flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
