@@ -207,8 +207,8 @@ def _read_weights(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise CheckpointError(
-            f"{path} is not a plain weights file (it contains arbitrary Python objects); "
-            "it will not be unpickled"
+            f"{path} is not a plain weights file (it holds Python objects beyond tensors, "
+            "or is corrupt); it will not be unpickled"
         ) from exc
     except (RuntimeError, EOFError, OSError) as exc:
         raise CheckpointError(f"{path} is not a readable PyTorch weights file: {exc}") from exc
