@@ -1,0 +1,627 @@
+"""Benchmark one engine: latency, throughput, memory, accuracy vs MOS and vs the teacher.
+
+What `vqa-bench` measures for each engine (a bundle precision, or a PyTorch checkpoint):
+
+- **Latency** of one engine call at each batch size (`--batch 1,8,32`): a few warm-up
+  calls, then timed calls until both `min_iters` calls and `duration` seconds are done
+  (trtexec's rule: a duration and a minimum count). Statistics are trtexec's set: min,
+  mean, median, p90, p95, p99 in milliseconds. Percentiles are *nearest-rank* (the
+  smallest sample with at least p% of the samples at or below it), so every reported
+  figure is a latency that was actually observed. Batch sizes above the engine's maximum
+  (a TensorRT profile's max, a static ONNX batch) are skipped and the reason recorded.
+- **Throughput**: clips/s = batch * calls / total timed seconds; frames/s = clips/s x T
+  (frames the network sees per clip). A "clip" is one model input (one crop of one
+  window), the unit trtexec's qps counts.
+- **Memory**: peak host RSS sampled every 10 ms while the engine loads, runs and scores
+  (psutil when installed, else /proc), and peak device memory in use on a GPU run.
+- **Accuracy**: every video of the split is scored through the runtime's `Scorer` (the
+  same clip spec, windows, crops and pooled mean as `vqa-score`), then
+  `metrics.evaluate` against MOS (SRCC, KRCC, PLCC linear-rescaled and logistic, RMSE)
+  and RD-order accuracy per (source, codec, resolution) ladder. The same pass times the
+  end-to-end cost per video (decode + preprocess + inference).
+- **Recorded**: the accuracy figures the export step wrote into bundle.json, shown next to
+  the measured ones.
+- **Teacher agreement**: SRCC / PLCC / MAE between this engine's scores and the teacher's
+  (`teacher_predictions.csv`, found from the bundle's source checkpoint provenance or given
+  explicitly), plus the teacher's own accuracy on the same videos.
+
+This module imports no torch. A PyTorch checkpoint as an engine (the teacher, or a
+student before export) is opt-in: `torch_backend` imports torch and `internvqa.distill`
+inside the call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from internvqa.runtime.bundle import META_NAME, Bundle, load_bundle
+from internvqa.runtime.clipspec import ClipSpec, windows_to_input
+from internvqa.runtime.errors import InternVQAError, UsageError
+from internvqa.runtime.manifest import ManifestRow
+from internvqa.runtime.metrics import evaluate, plcc, srcc
+
+LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
+ACCURACY_KEYS = ("srcc", "krcc", "plcc_linear", "plcc_logistic", "rmse_logistic", "rmse",
+                 "rd_order_accuracy")
+CHECKPOINT_FORMAT = "internvqa-checkpoint"
+TEACHER_PREDS = "teacher_predictions.csv"
+
+
+# ---- statistics ------------------------------------------------------------------------
+def nearest_rank(sorted_values: Sequence[float], p: float) -> float:
+    """The p-th percentile by nearest rank: sorted_values[ceil(p/100 * n) - 1]."""
+    n = len(sorted_values)
+    if n == 0:
+        raise ValueError("no samples")
+    k = max(1, math.ceil(p / 100.0 * n - 1e-9))
+    return float(sorted_values[min(k, n) - 1])
+
+
+def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
+    """trtexec's latency set in milliseconds from per-call durations in seconds."""
+    if len(seconds) == 0:
+        raise ValueError("no latency samples")
+    ms = sorted(float(s) * 1000.0 for s in seconds)
+    return {
+        "min": ms[0],
+        "mean": float(np.mean(ms)),
+        "median": float(np.median(ms)),
+        "p90": nearest_rank(ms, 90),
+        "p95": nearest_rank(ms, 95),
+        "p99": nearest_rank(ms, 99),
+    }
+
+
+def throughput(batch: int, seconds: Sequence[float], frames_per_clip: int) -> dict[str, float]:
+    """clips/s and frames/s over the timed calls (total work / total time)."""
+    total = float(sum(seconds))
+    clips = batch * len(seconds) / total if total > 0 else float("inf")
+    return {"clips_per_s": clips, "frames_per_s": clips * frames_per_clip}
+
+
+def parse_batches(text: str) -> list[int]:
+    """'1,8,32' -> [1, 8, 32] (sorted, unique, positive)."""
+    try:
+        values = sorted({int(v) for v in str(text).split(",") if v.strip()})
+    except ValueError:
+        raise UsageError(f"bad --batch {text!r}: expected sizes like 1,8,32") from None
+    if not values or values[0] < 1:
+        raise UsageError(f"bad --batch {text!r}: sizes must be >= 1")
+    return values
+
+
+# ---- memory ----------------------------------------------------------------------------
+def _rss_bytes() -> int:
+    try:
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+    except ImportError:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _device_used_bytes() -> int | None:
+    """Bytes in use on GPU 0 (all processes), or None where no CUDA runtime is usable."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return None
+    try:
+        err, free, total = cudart.cudaMemGetInfo()
+    except Exception:  # noqa: BLE001 - no driver / no device
+        return None
+    if err != cudart.cudaError_t.cudaSuccess:
+        return None
+    return int(total) - int(free)
+
+
+class MemorySampler:
+    """Peak host RSS (and device memory when `device=True`) over a block, sampled in a thread."""
+
+    def __init__(self, interval_s: float = 0.01, device: bool = False):
+        self.interval_s, self.device = interval_s, device
+        self.start_rss = self.peak_rss = _rss_bytes()
+        self.start_device = self.peak_device = _device_used_bytes() if device else None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="internvqa-mem", daemon=True)
+
+    def _sample(self) -> None:
+        self.peak_rss = max(self.peak_rss, _rss_bytes())
+        if self.device:
+            d = _device_used_bytes()
+            if d is not None:
+                self.peak_device = max(self.peak_device or 0, d)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def summary(self) -> dict[str, float | None]:
+        mb = 1024.0 * 1024.0
+        out: dict[str, float | None] = {
+            "peak_rss_mb": self.peak_rss / mb,
+            "start_rss_mb": self.start_rss / mb,
+            "peak_device_mb": None,
+            "device_delta_mb": None,
+        }
+        if self.peak_device is not None:
+            out["peak_device_mb"] = self.peak_device / mb
+            out["device_delta_mb"] = (self.peak_device - (self.start_device or 0)) / mb
+        return out
+
+
+# ---- engines ---------------------------------------------------------------------------
+@dataclass
+class EngineRef:
+    """What the user asked to benchmark: a path plus an optional precision."""
+
+    path: Path
+    precision: str | None = None
+    kind: str = "bundle"  # bundle | checkpoint
+
+    @property
+    def label(self) -> str:
+        name = self.path.name if self.path.name not in ("", ".") else str(self.path)
+        if self.path.is_file():
+            name = f"{self.path.parent.name}/{self.path.name}"
+        return f"{name}:{self.precision}" if self.precision else name
+
+
+def is_checkpoint_dir(path: Path) -> bool:
+    """A project checkpoint (config.json with the checkpoint format), not a bundle."""
+    cfg = path / "config.json"
+    if not path.is_dir() or (path / META_NAME).exists() or not cfg.is_file():
+        return False
+    try:
+        return json.loads(cfg.read_text(encoding="utf-8")).get("format") == CHECKPOINT_FORMAT
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+def resolve_engines(paths: Sequence[str | os.PathLike], precisions: str | None) -> list[EngineRef]:
+    """Expand `--engine` values and `--precision a,b` into a list of engines.
+
+    A bundle directory gets one engine per asked precision (its default when none); a model
+    file inside a bundle is that file's precision; a checkpoint directory is PyTorch.
+    """
+    wanted = [p.strip() for p in (precisions or "").split(",") if p.strip()]
+    out: list[EngineRef] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise UsageError(f"--engine {raw}: no such file or directory")
+        if is_checkpoint_dir(p):
+            out.append(EngineRef(p, "pytorch", "checkpoint"))
+        elif p.is_file():
+            if p.suffix not in (".onnx", ".plan"):
+                raise UsageError(f"--engine {raw}: expected a .onnx/.plan file inside a bundle, "
+                                 "a bundle directory, or a checkpoint directory")
+            out.append(EngineRef(p, None, "bundle"))
+        elif p.is_dir():
+            if not (p / META_NAME).is_file():
+                raise UsageError(f"--engine {raw}: not a bundle ({META_NAME} missing) "
+                                 "nor a checkpoint (config.json missing)")
+            out.extend(EngineRef(p, q, "bundle") for q in (wanted or [None]))
+        else:
+            raise UsageError(f"--engine {raw}: not a file or directory")
+    return out
+
+
+def preflight(refs: Sequence[EngineRef], verify: bool = True) -> None:
+    """Load every bundle's metadata (hashes, versions, precision) so bad engines fail early."""
+    for ref in refs:
+        if ref.kind == "bundle":
+            load_bundle(ref.path, precision=ref.precision, verify=verify)
+
+
+class TorchBackend:
+    """A PyTorch model as a `Backend`: (B, 3, T, S, S) -> (score, feature), no grad."""
+
+    def __init__(self, model: Any, device: str):
+        import torch
+
+        self._torch, self.model, self.device = torch, model, device
+        self.name = "pytorch"
+        self.providers = [f"torch {torch.__version__} {device}"]
+        self.max_batch: int | None = None
+
+    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self._torch
+        with torch.inference_mode():
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+            out = self.model(t)
+            feature, score = out if isinstance(out, tuple) else (None, out)
+            if self.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            score = score.float().reshape(x.shape[0]).cpu().numpy()
+            feature = (feature.float().reshape(x.shape[0], -1).cpu().numpy()
+                       if feature is not None else np.zeros((x.shape[0], 0), np.float32))
+        return score, feature
+
+
+def torch_backend(checkpoint: str | os.PathLike, device: str = "auto",
+                  threads: int | None = None) -> tuple[TorchBackend, Bundle]:
+    """Load a project checkpoint with PyTorch (imported here only) as a backend + pseudo-bundle.
+
+    The pseudo-bundle carries the checkpoint's clip spec and score scale, so a `Scorer` over
+    it scores videos exactly as the exported bundle would.
+    """
+    try:
+        import torch
+
+        from internvqa.distill.checkpoint import load_checkpoint
+    except ImportError as exc:
+        raise UsageError(f"benchmarking a PyTorch checkpoint needs torch ({exc.name} missing); "
+                         "install the train extra") from None
+    if threads:
+        torch.set_num_threads(int(threads))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda asked for, but torch sees no CUDA GPU")
+    model, config = load_checkpoint(checkpoint, map_location=device)
+    spec = ClipSpec.from_dict(config["clip_spec"])
+    meta = {"model": config.get("model", {}), "source_checkpoint": str(checkpoint),
+            "provenance": config.get("provenance", {}), "metrics": config.get("metrics", {})}
+    name = str(config.get("model", {}).get("architecture", "checkpoint"))
+    meta["model"] = {"name": name, **meta["model"]}
+    bundle = Bundle(Path(checkpoint), meta, spec, config["score_scale"], "pytorch")
+    return TorchBackend(model, device), bundle
+
+
+def open_engine(ref: EngineRef, device: str = "auto", threads: int | None = None,
+                verify: bool = True):
+    """A `Scorer` for the engine (bundle via its backend, checkpoint via PyTorch)."""
+    from internvqa.runtime.scorer import Scorer
+
+    if ref.kind == "checkpoint":
+        backend, bundle = torch_backend(ref.path, device, threads)
+        return Scorer(bundle, backend=backend)
+    bundle = load_bundle(ref.path, precision=ref.precision, verify=verify)
+    return Scorer(bundle, backend=device, threads=threads)
+
+
+# ---- timing ----------------------------------------------------------------------------
+def sample_clips(spec: ClipSpec, rows: Sequence[ManifestRow], want: int = 32,
+                 seed: int = 0) -> np.ndarray:
+    """Real model inputs from the first videos (random ones when there is no video)."""
+    from internvqa.runtime.video import read_windows
+
+    parts: list[np.ndarray] = []
+    have = 0
+    for row in rows[:4]:
+        if have >= want:
+            break
+        try:
+            windows = read_windows(row.abspath, spec)
+        except InternVQAError:
+            continue
+        if windows:
+            x = windows_to_input(spec, [w.clip for w in windows])
+            parts.append(x)
+            have += x.shape[0]
+    if parts:
+        return np.concatenate(parts)[:want]
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((min(want, 4), *spec.input_shape(1)[1:])).astype(np.float32)
+
+
+def _batch_of(pool: np.ndarray, batch: int) -> np.ndarray:
+    reps = math.ceil(batch / pool.shape[0])
+    return np.ascontiguousarray(np.concatenate([pool] * reps)[:batch])
+
+
+def time_backend(backend, pool: np.ndarray, batch: int, frames_per_clip: int,
+                 warmup: int = 2, min_iters: int = 5, duration: float = 2.0,
+                 max_iters: int = 1000,
+                 clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """Warm up, then time `backend.run` at one batch size; latency stats + throughput."""
+    x = _batch_of(pool, batch)
+    for _ in range(warmup):
+        backend.run(x)
+    samples: list[float] = []
+    start = clock()
+    while len(samples) < max_iters and (len(samples) < min_iters or clock() - start < duration):
+        t0 = clock()
+        backend.run(x)
+        samples.append(clock() - t0)
+    return {
+        "batch": batch,
+        "iterations": len(samples),
+        "warmup": warmup,
+        "latency_ms": latency_stats(samples),
+        **throughput(batch, samples, frames_per_clip),
+    }
+
+
+# ---- accuracy --------------------------------------------------------------------------
+def ladder_key(row: ManifestRow) -> tuple[str, str, str]:
+    res = row.resolution or (f"{row.width}x{row.height}" if row.width and row.height else "")
+    return (row.source, row.codec, res)
+
+
+def accuracy(preds: Sequence[float], rows: Sequence[ManifestRow]) -> dict[str, Any]:
+    """`metrics.evaluate` vs MOS, with RD order over (source, codec, resolution) ladders."""
+    pairs = [(p, r) for p, r in zip(preds, rows, strict=True)
+             if p is not None and math.isfinite(p) and r.mos is not None]
+    if len(pairs) < 2:
+        return {"n": len(pairs), "note": "fewer than two scored videos with MOS"}
+    laddered = [(p, r) for p, r in pairs if r.crf is not None]
+    out = evaluate([p for p, _ in pairs], [r.mos for _, r in pairs])
+    if laddered:
+        from internvqa.runtime.metrics import rd_order_pairs
+
+        correct, total = rd_order_pairs([p for p, _ in laddered],
+                                        [ladder_key(r) for _, r in laddered],
+                                        [r.crf for _, r in laddered])
+        out["rd_order_accuracy"] = correct / total if total else float("nan")
+        out["rd_order_pairs"] = total
+    return out
+
+
+def score_rows(scorer, rows: Sequence[ManifestRow], progress: bool = True,
+               desc: str = "scoring") -> tuple[list[float | None], list[float], list[dict]]:
+    """Score each video with the runtime's Scorer: (pooled means, seconds each, failures)."""
+    from tqdm import tqdm
+
+    preds: list[float | None] = []
+    seconds: list[float] = []
+    failures: list[dict] = []
+    for row in tqdm(rows, desc=desc, unit="video", disable=not progress, leave=False):
+        t0 = time.perf_counter()
+        try:
+            result = scorer.score_file(row.abspath)
+            preds.append(result.score)
+        except InternVQAError as exc:
+            preds.append(None)
+            failures.append({"path": row.path, "error": " ".join(str(exc).split())})
+        seconds.append(time.perf_counter() - t0)
+    return preds, seconds, failures
+
+
+def recorded_accuracy(meta: dict[str, Any], precision: str) -> dict[str, Any] | None:
+    """The accuracy the export step wrote for this precision (bundle.json "accuracy").
+
+    Accepts {precision: {metric: v}} or one flat {metric: v} block (then it applies to fp32).
+    """
+    acc = meta.get("accuracy")
+    if not isinstance(acc, dict) or not acc:
+        return None
+    for key in (precision, "plan" if precision == "plan" else None):
+        if key and isinstance(acc.get(key), dict):
+            return acc[key]
+    per = acc.get("precisions") or acc.get("by_precision")
+    if isinstance(per, dict) and isinstance(per.get(precision), dict):
+        return {**{k: v for k, v in acc.items() if not isinstance(v, dict)}, **per[precision]}
+    if any(k in acc for k in ("srcc", "plcc")) and precision in ("fp32", "pytorch"):
+        return acc
+    return None
+
+
+# ---- teacher ---------------------------------------------------------------------------
+def _path_values(obj: Any, key_hint: str) -> list[str]:
+    """String values under keys containing `key_hint`, searched recursively."""
+    found: list[str] = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if key_hint in str(k).lower() and isinstance(v, str):
+                found.append(v)
+            found.extend(_path_values(v, key_hint))
+    elif isinstance(obj, list):
+        for v in obj:
+            found.extend(_path_values(v, key_hint))
+    return found
+
+
+def _preds_in(d: Path) -> Path | None:
+    for cand in (d / TEACHER_PREDS, d / "best" / TEACHER_PREDS, d.parent / TEACHER_PREDS):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def find_teacher_predictions(meta: dict[str, Any], bundle_dir: Path | None = None
+                             ) -> tuple[Path | None, str]:
+    """Locate teacher_predictions.csv from the engine's provenance; (path, how it was found).
+
+    Order: the source checkpoint's config.json provenance (any key naming a teacher), then
+    the bundle's own meta, then a single `teacher-*/best` beside the student's run folder.
+    """
+    bases = [bundle_dir] if bundle_dir else []
+    src = meta.get("source_checkpoint")
+    if isinstance(src, dict):
+        src = src.get("path")
+    roots: list[Path] = []
+    if isinstance(src, str) and src:
+        p = Path(src)
+        roots += [p] if p.is_absolute() else [b / p for b in bases] + [Path.cwd() / p]
+    provenance: list[str] = _path_values(meta, "teacher")
+    for root in roots:
+        cfg = root / "config.json"
+        if cfg.is_file():
+            with contextlib.suppress(ValueError):
+                provenance += _path_values(json.loads(cfg.read_text(encoding="utf-8")), "teacher")
+    for value in provenance:
+        p = Path(value)
+        for cand in ([p] if p.is_absolute() else [Path.cwd() / p, *(r / p for r in roots)]):
+            if cand.is_file() and cand.name.endswith(".csv"):
+                return cand, f"provenance ({value})"
+            if cand.is_dir() and (hit := _preds_in(cand)):
+                return hit, f"provenance ({value})"
+    for root in roots:
+        runs = root.resolve().parent.parent if root.name == "best" else root.resolve().parent
+        hits = sorted(runs.glob(f"teacher-*/best/{TEACHER_PREDS}"))
+        if len(hits) == 1:
+            return hits[0], f"beside the source checkpoint ({runs})"
+    return None, "no teacher predictions found (give --teacher-preds CSV or --teacher CKPT)"
+
+
+def read_teacher_predictions(path: str | os.PathLike) -> dict[str, float]:
+    """teacher_predictions.csv -> {key: pred}; keys are the path as written and resolved."""
+    path = Path(path)
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read teacher predictions {path}: {exc}") from None
+    if not rows or "path" not in rows[0] or "pred" not in rows[0]:
+        raise UsageError(f"{path}: expected a CSV with columns path, pred (and mos, split)")
+    out: dict[str, float] = {}
+    for i, r in enumerate(rows, start=2):
+        try:
+            v = float(r["pred"])
+        except (TypeError, ValueError):
+            raise UsageError(f"{path}:{i}: pred is not a number: {r['pred']!r}") from None
+        raw = (r["path"] or "").strip()
+        for key in _path_keys(raw, path.parent):
+            out.setdefault(key, v)
+    return out
+
+
+def _path_keys(raw: str, base: Path) -> list[str]:
+    p = Path(raw)
+    keys = [raw, str(p.resolve()) if p.is_absolute() else str((base / p).resolve())]
+    keys.append("/".join(p.parts[-2:]))  # e.g. "libx264/astronaut_crf20.mp4"
+    return keys
+
+
+def match_teacher(rows: Sequence[ManifestRow], table: dict[str, float]) -> list[float | None]:
+    out: list[float | None] = []
+    for r in rows:
+        keys = [r.path, str(r.abspath), "/".join(Path(r.path).parts[-2:])]
+        out.append(next((table[k] for k in keys if k in table), None))
+    return out
+
+
+def agreement(preds: Sequence[float | None], teacher: Sequence[float | None],
+              rows: Sequence[ManifestRow]) -> dict[str, Any]:
+    """Student vs teacher on the videos both scored: SRCC, PLCC, MAE; teacher vs MOS too."""
+    both = [(p, t, r) for p, t, r in zip(preds, teacher, rows, strict=True)
+            if p is not None and t is not None]
+    if len(both) < 2:
+        return {"n": len(both), "note": "fewer than two videos matched the teacher's"}
+    a = np.array([p for p, _, _ in both])
+    b = np.array([t for _, t, _ in both])
+    out: dict[str, Any] = {"n": len(both), "srcc": srcc(a, b), "plcc": plcc(a, b),
+                           "mae": float(np.mean(np.abs(a - b)))}
+    out["teacher_vs_mos"] = accuracy(list(b), [r for _, _, r in both])
+    return out
+
+
+# ---- the whole run ---------------------------------------------------------------------
+@dataclass
+class BenchOptions:
+    batches: list[int] = field(default_factory=lambda: [1, 8, 32])
+    warmup: int = 2
+    min_iters: int = 5
+    duration: float = 2.0
+    device: str = "auto"
+    threads: int | None = None
+    accuracy: bool = True
+    progress: bool = True
+    verify: bool = True
+
+
+def bench_engine(ref: EngineRef, rows: Sequence[ManifestRow], opts: BenchOptions,
+                 teacher_table: dict[str, float] | None = None,
+                 teacher_source: str = "") -> dict[str, Any]:
+    """Every figure for one engine, as a JSON-ready dict."""
+    on_gpu = opts.device == "cuda" or ref.precision == "plan"
+    with MemorySampler(device=on_gpu) as mem:
+        t0 = time.perf_counter()
+        scorer = open_engine(ref, opts.device, opts.threads, opts.verify)
+        load_s = time.perf_counter() - t0
+        bundle, backend, spec = scorer.bundle, scorer.backend, scorer.spec
+        gpu = any("CUDA" in p or "TensorRT" in p for p in backend.providers) or (
+            backend.name == "pytorch" and "cuda" in backend.providers[0])
+        if gpu and not mem.device:
+            mem.device = True
+            mem.start_device = mem.peak_device = _device_used_bytes()
+        pool = sample_clips(spec, rows, want=max(opts.batches))
+        timing, skipped = [], []
+        for b in opts.batches:
+            if backend.max_batch is not None and b > backend.max_batch:
+                skipped.append({"batch": b, "reason": f"above the engine's max batch "
+                                                      f"{backend.max_batch}"})
+                continue
+            timing.append(time_backend(backend, pool, b, spec.num_frames, opts.warmup,
+                                       opts.min_iters, opts.duration))
+        result: dict[str, Any] = {
+            "label": ref.label,
+            "engine": str(ref.path),
+            "kind": ref.kind,
+            "model": bundle.model_name,
+            "precision": bundle.precision,
+            "backend": backend.name,
+            "providers": list(backend.providers),
+            "max_batch": backend.max_batch,
+            "clip_spec": spec.to_dict(),
+            "load_s": load_s,
+            "note": bundle.note,
+            "timing": timing,
+            "skipped_batches": skipped,
+        }
+        if opts.accuracy and rows:
+            preds, secs, failures = score_rows(scorer, rows, opts.progress, ref.label)
+            result["scores"] = [{"path": r.path, "mos": r.mos, "pred": p}
+                                for r, p in zip(rows, preds, strict=True)]
+            result["failures"] = failures
+            result["accuracy"] = accuracy(preds, rows)
+            result["e2e_s_per_video"] = float(np.mean(secs)) if secs else None
+            result["recorded_accuracy"] = recorded_accuracy(bundle.meta, bundle.precision)
+            if teacher_table is not None:
+                agree = agreement(preds, match_teacher(rows, teacher_table), rows)
+                result["teacher_agreement"] = {"source": teacher_source, **agree}
+    result["memory"] = mem.summary()
+    return result
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, RAM and library versions, for the record."""
+    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                            "cpu": platform.processor() or platform.machine(),
+                            "cores": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as fh:
+            kb = int(fh.readline().split()[1])
+            info["ram_gb"] = round(kb / 1024 / 1024, 1)
+    except OSError:
+        pass
+    versions = {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    for pkg in ("numpy", "onnxruntime", "onnxruntime-gpu", "av", "opencv-python-headless",
+                "tensorrt", "torch", "internvqa"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    info["versions"] = versions
+    return info

@@ -1,0 +1,255 @@
+"""vqa-bench: latency statistics, engine timing, JSON fields, torch-free run, report, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bench_corpus import make_ladder
+
+from internvqa.runtime import bench as b
+from internvqa.runtime.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---- statistics on known numbers ---------------------------------------------------------
+def test_latency_stats_on_1_to_100_ms():
+    samples = [i / 1000 for i in range(100, 0, -1)]  # 100 ms ... 1 ms, unsorted
+    s = b.latency_stats(samples)
+    assert s["min"] == pytest.approx(1.0)
+    assert s["mean"] == pytest.approx(50.5)
+    assert s["median"] == pytest.approx(50.5)
+    assert (s["p90"], s["p95"], s["p99"]) == pytest.approx((90.0, 95.0, 99.0))
+
+
+def test_nearest_rank_matches_numpy_inverted_cdf():
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 7, 10, 33, 101):
+        x = np.sort(rng.exponential(5.0, n))
+        for p in (50, 90, 95, 99):
+            assert b.nearest_rank(x, p) == pytest.approx(np.percentile(x, p, method="inverted_cdf"))
+    assert b.nearest_rank([10.0, 20.0, 30.0], 50) == 20.0
+    assert b.nearest_rank([10.0, 20.0, 30.0], 99) == 30.0
+    with pytest.raises(ValueError):
+        b.latency_stats([])
+
+
+def test_throughput_counts_clips_and_frames():
+    t = b.throughput(batch=8, seconds=[0.5, 0.5, 0.5, 0.5], frames_per_clip=4)
+    assert t["clips_per_s"] == pytest.approx(16.0)
+    assert t["frames_per_s"] == pytest.approx(64.0)
+
+
+def test_parse_batches():
+    assert b.parse_batches("32,1,8,8") == [1, 8, 32]
+    for bad in ("", "0,1", "a,b"):
+        with pytest.raises(UsageError):
+            b.parse_batches(bad)
+
+
+class _FakeBackend:
+    def __init__(self):
+        self.calls = []
+
+    def run(self, x):
+        self.calls.append(x.shape[0])
+        return np.zeros(x.shape[0], np.float32), np.zeros((x.shape[0], 768), np.float32)
+
+
+def test_time_backend_warms_up_then_times_until_count_and_duration():
+    ticks = iter(np.arange(0, 1000, 0.25))  # every clock read advances 0.25 s
+    backend = _FakeBackend()
+    pool = np.zeros((3, 3, 2, 4, 4), np.float32)
+    r = b.time_backend(backend, pool, batch=5, frames_per_clip=2, warmup=2, min_iters=3,
+                       duration=2.0, clock=lambda: float(next(ticks)))
+    assert backend.calls[:2] == [5, 5]  # warm-up calls at the asked batch (pool tiled)
+    assert r["iterations"] == len(backend.calls) - 2
+    # each call is timed as 0.25 s; timing stops once >= 3 calls and >= 2.0 s have passed
+    assert r["latency_ms"]["min"] == r["latency_ms"]["p99"] == pytest.approx(250.0)
+    assert r["iterations"] >= 3 and r["iterations"] * 0.5 >= 2.0
+    assert r["clips_per_s"] == pytest.approx(5 / 0.25)
+
+
+# ---- a real tiny bundle and corpus ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("bench-corpus")
+    return make_ladder(d, {"a": "train", "b": "train", "c": "test", "d": "test"})
+
+
+def _scores_with_scorer(bundle: Path, manifest: Path, split: str = "test") -> dict[str, float]:
+    from internvqa.runtime.manifest import read_manifest
+    from internvqa.runtime.scorer import Scorer
+
+    scorer = Scorer(bundle, precision="fp32")
+    return {r.path: scorer.score_file(r.abspath).score
+            for r in read_manifest(manifest) if r.split == split}
+
+
+@pytest.fixture(scope="module")
+def bundle_with_record(runtime_bundle, corpus, tmp_path_factory) -> Path:
+    """The conftest bundle re-written with accuracy figures 'recorded at export', computed
+    the way an exporter would (Scorer + metrics.evaluate), and a source checkpoint whose
+    provenance names a teacher run holding teacher_predictions.csv."""
+    from internvqa.runtime.bundle import load_bundle, write_bundle
+    from internvqa.runtime.manifest import read_manifest
+    from internvqa.runtime.metrics import evaluate
+
+    root = tmp_path_factory.mktemp("runs")
+    preds = _scores_with_scorer(runtime_bundle, corpus)
+    rows = [r for r in read_manifest(corpus) if r.split == "test"]
+    recorded = evaluate([preds[r.path] for r in rows], [r.mos for r in rows])
+    teacher = root / "teacher-tiny" / "best"
+    teacher.mkdir(parents=True)
+    with open(teacher / "teacher_predictions.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "mos", "pred", "split"])
+        for r in rows:  # a teacher that agrees in rank but not in scale
+            w.writerow([str(r.abspath), r.mos, 2 * preds[r.path] + 5, r.split])
+    student = root / "student-tiny" / "best"
+    student.mkdir(parents=True)
+    (student / "config.json").write_text(json.dumps(
+        {"format": "internvqa-checkpoint", "provenance": {"teacher_checkpoint": str(teacher)}}))
+    src = load_bundle(runtime_bundle)
+    meta = {k: v for k, v in src.meta.items() if k not in ("files", "meta_sha256")}
+    meta.update({"accuracy": {"fp32": {**recorded, "split": "test"}},
+                 "source_checkpoint": str(student)})
+    return write_bundle(root / "bundle", {"model.onnx": src.model_file("fp32")}, meta)
+
+
+def _run_cli(args: list[str], check_torch_free: bool = False) -> subprocess.CompletedProcess:
+    code = ("import sys\nfrom internvqa.runtime.bench_cli import bench\n"
+            "from internvqa.runtime.cli_common import run_command\n"
+            f"rc = run_command(bench, {args!r})\n")
+    if check_torch_free:
+        code += ("bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'onnx'))\n"
+                 "print('HEAVY_MODULES=' + ','.join(bad), file=sys.stderr)\n")
+    code += "sys.exit(rc)\n"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=240, cwd=REPO, env=env)
+
+
+@pytest.fixture(scope="module")
+def cli_run(bundle_with_record, corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-out")
+    args = ["--engine", str(bundle_with_record), "--data", str(corpus), "--batch", "1,2",
+            "--warmup", "1", "--min-iters", "3", "--duration", "0", "--threads", "1",
+            "--json", str(out / "bench.json"), "--report", str(out / "report"), "--quiet"]
+    proc = _run_cli(args, check_torch_free=True)
+    return proc, out
+
+
+def test_cli_runs_torch_free_on_an_onnx_bundle(cli_run):
+    proc, _ = cli_run
+    assert proc.returncode == 0, proc.stderr
+    heavy = [ln for ln in proc.stderr.splitlines() if ln.startswith("HEAVY_MODULES=")]
+    assert heavy == ["HEAVY_MODULES="], heavy
+
+
+def test_json_fields_and_scores_match_vqa_score(cli_run, bundle_with_record, corpus):
+    _, out = cli_run
+    res = json.loads((out / "bench.json").read_text())
+    assert res["data"] == {"manifest": str(corpus), "split": "test", "videos": 6}
+    assert {"python", "cpu", "cores", "versions"} <= set(res["machine"])
+    (eng,) = res["engines"]
+    assert eng["precision"] == "fp32" and eng["backend"] == "onnxruntime"
+    assert [t["batch"] for t in eng["timing"]] == [1, 2]
+    for t in eng["timing"]:
+        assert t["iterations"] >= 3
+        lat = t["latency_ms"]
+        assert lat["min"] <= lat["median"] <= lat["p90"] <= lat["p95"] <= lat["p99"]
+        assert t["frames_per_s"] == pytest.approx(t["clips_per_s"] * 4)  # T = 4
+    assert eng["memory"]["peak_rss_mb"] > 10
+    # Per-video scores are exactly what the runtime's Scorer (vqa-score) gives.
+    want = _scores_with_scorer(bundle_with_record, corpus)
+    got = {s["path"]: s["pred"] for s in eng["scores"]}
+    assert got == pytest.approx(want, abs=1e-9)
+    # Measured accuracy equals the figures recorded in bundle.json, shown side by side.
+    acc, rec = eng["accuracy"], eng["recorded_accuracy"]
+    for k in ("srcc", "krcc", "plcc_linear", "plcc_logistic", "rmse_logistic"):
+        assert acc[k] == pytest.approx(rec[k], abs=1e-9), k
+    assert acc["n"] == 6 and acc["rd_order_pairs"] == 4
+    # Teacher found through the source checkpoint's provenance; rank-identical, offset known.
+    ta = eng["teacher_agreement"]
+    assert "provenance" in ta["source"]
+    assert ta["srcc"] == pytest.approx(1.0) and ta["plcc"] == pytest.approx(1.0)
+    assert ta["mae"] == pytest.approx(np.mean([abs(v + 5) for v in want.values()]))
+    # The baseline is in every result, evaluated on the same videos.
+    base = res["baseline"]
+    assert base["accuracy"]["n"] == 6 and base["model"]["train"]["n"] == 6
+    assert len(base["scores"]) == 6
+
+
+def test_table_shows_measured_recorded_baseline_and_teacher(cli_run):
+    proc, _ = cli_run
+    out = proc.stdout
+    for text in ("p99", "clips/s", "frames/s", "measured", "bundle.json",
+                 "baseline: features+ridge", "Agreement with the teacher"):
+        assert text in out, text
+
+
+def test_report_writes_pngs(cli_run):
+    _, out = cli_run
+    pngs = sorted((out / "report").glob("*.png"))
+    assert {p.name for p in pngs} >= {"scatter_baseline.png"}
+    assert len(pngs) == 2  # one scatter per engine + the baseline's
+    for p in pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
+
+
+def test_frontier_plot_with_two_engines(bundle_with_record, corpus, tmp_path):
+    """Two engines (the file and the dir) -> a speed vs accuracy frontier; JSON to stdout."""
+    proc = _run_cli(["--engine", str(bundle_with_record), "--engine",
+                     str(bundle_with_record / "model.onnx"), "--data", str(corpus), "--batch", "1",
+                     "--min-iters", "1", "--duration", "0", "--no-baseline", "--quiet",
+                     "--json", "--report", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)  # stdout is only the JSON; the table went to stderr
+    assert len(res["engines"]) == 2 and "baseline" not in res
+    assert "p99" in proc.stderr
+    assert (tmp_path / "frontier.png").is_file()
+
+
+def test_batches_above_the_engines_max_are_skipped(runtime_bundle, corpus, monkeypatch):
+    from internvqa.runtime.manifest import read_manifest
+
+    real_open = b.open_engine
+
+    def capped(*a, **kw):
+        scorer = real_open(*a, **kw)
+        scorer.backend.max_batch = 2
+        return scorer
+
+    monkeypatch.setattr(b, "open_engine", capped)
+    opts = b.BenchOptions(batches=[1, 2, 8], warmup=0, min_iters=1, duration=0,
+                          accuracy=False, progress=False)
+    r = b.bench_engine(b.EngineRef(Path(runtime_bundle)), read_manifest(corpus)[:1], opts)
+    assert [t["batch"] for t in r["timing"]] == [1, 2]
+    assert r["skipped_batches"] == [{"batch": 8, "reason": "above the engine's max batch 2"}]
+
+
+@pytest.mark.parametrize("kind", ["missing", "tampered", "not_a_bundle"])
+def test_bad_engine_exits_2_with_one_line(kind, runtime_bundle, corpus, tmp_path):
+    if kind == "missing":
+        engine = tmp_path / "nope"
+    elif kind == "not_a_bundle":
+        engine = tmp_path
+    else:
+        engine = tmp_path / "b"
+        shutil.copytree(runtime_bundle, engine)
+        meta = json.loads((engine / "bundle.json").read_text())
+        meta["score_scale"]["multiplier"] = 1.0
+        (engine / "bundle.json").write_text(json.dumps(meta))
+    proc = _run_cli(["--engine", str(engine), "--data", str(corpus), "--quiet"])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
