@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -101,8 +102,27 @@ class CodecSetup:
     options: dict[str, str]
 
 
+def _x264_options() -> dict[str, str]:
+    """x264 options; on AVX-512 CPUs the asm is capped at AVX2.
+
+    Measured here: with its AVX-512 kernels x264 gave different bitstreams for identical
+    input once the process heap held stale data (an uninitialised read), which broke the
+    corpus's determinism; capped at AVX2 it was stable over repeated encodes. The cap is
+    only applied where AVX-512 (hence AVX2) exists, so no CPU is asked for what it lacks.
+    """
+    opts = {"preset": "medium", "threads": "1"}
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            flags = ""
+        if "avx512" in flags:
+            opts["x264-params"] = "asm=AVX2"
+    return opts
+
+
 CODECS: dict[str, CodecSetup] = {
-    "libx264": CodecSetup("mp4", "mp4", {"preset": "medium", "threads": "1"}),
+    "libx264": CodecSetup("mp4", "mp4", _x264_options()),
     "libx265": CodecSetup(
         "mp4", "mp4", {"preset": "fast", "x265-params": "pools=none:frame-threads=1:log-level=error"}
     ),
@@ -243,10 +263,18 @@ def _resize_planes(planes: Planes, w: int, h: int, interp: int) -> Planes:
 
 
 def _to_frame(planes: Planes, index: int) -> av.VideoFrame:
-    y, u, v = planes
-    h, w = y.shape
-    packed = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
-    frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+    """A yuv420p frame whose row padding is zeroed, not left uninitialised.
+
+    x264 reads some bytes past the visible width; with padding left as garbage (as
+    `VideoFrame.from_ndarray` leaves it) identical input gave different bitstreams.
+    """
+    h, w = planes[0].shape
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(frame.planes, planes, strict=True):
+        rows = plane.buffer_size // plane.line_size
+        buf = np.zeros((rows, plane.line_size), np.uint8)
+        buf[: data.shape[0], : data.shape[1]] = data
+        plane.update(buf)
     frame.pts = index
     return frame
 
