@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from internvqa.distill.corpus import fr_metrics as F
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from internvqa.distill.corpus import fr_metrics as F
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from internvqa.runtime.errors import ManifestError
 from internvqa.runtime.manifest import (
     ManifestRow,

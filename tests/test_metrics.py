@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from internvqa.runtime import metrics as M
 from scipy import stats
 from scipy.optimize import curve_fit
+
+from internvqa.runtime import metrics as M
 
 
 @pytest.fixture
