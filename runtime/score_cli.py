@@ -85,8 +85,11 @@ def expand_inputs(inputs: tuple[str, ...], manifest: str | None) -> list[str]:
 
 
 def check_raw_sizes(paths: list[str], size, pix_fmt: str | None) -> None:
-    """Raw inputs whose byte size is no whole number of frames: the options are wrong."""
+    """Raw inputs without --size, or whose byte size is no whole number of frames."""
     if size is None:
+        raw = [p for p in paths if p.lower().endswith(".yuv")]
+        if raw:
+            raise UsageError(f"{raw[0]}: raw .yuv input needs --size WxH (and --pix-fmt if not yuv420p)")
         return
     fb = raw_frame_bytes(size[0], size[1], pix_fmt or "yuv420p")
     for p in paths:

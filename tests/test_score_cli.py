@@ -80,6 +80,7 @@ def test_usage_errors_exit_2_with_one_line(runtime_bundle, videos, tmp_path, cap
         ["--bundle", str(runtime_bundle), "--size", "64by48", str(raw)],
         ["--bundle", str(runtime_bundle), "--size", "60x48", str(raw)],
         ["--bundle", str(runtime_bundle)],
+        ["--bundle", str(runtime_bundle), str(raw)],
         ["--bundle", str(runtime_bundle), "--precision", "int8", str(good[0])],
     ]
     for args in cases:

@@ -1,0 +1,219 @@
+"""Runtime benchmark: decode-only, inference-only, end-to-end, real-time factor, peak RSS.
+
+    python benchmarks/bench_runtime.py --bundle DIR [--precision int8] [--workdir work/bench]
+
+Generates (once, cached in --workdir) H.264 clips with PyAV: 10 s 1080p, 60 s 1080p (the
+memory check: peak RSS must not grow with length) and 10 s 720p (video-to-tensor path vs a
+bare PyAV decode). Every case runs in its own subprocess so its peak RSS
+(VmHWM) is its own. Cases:
+
+- bare_decode: PyAV decodes every frame, nothing else (the floor any reader pays);
+- to_tensor: the runtime's video -> model-input path (decode, colour-convert the sampled
+  frames, resize, crop, normalise) with the paper clip spec (8 frames, stride 8, 224);
+- decode: the bundle's clip spec, video -> windows (no model);
+- infer: windows decoded beforehand (untimed), then model input + engine only;
+- e2e: `Scorer.score_file` (decoding thread overlapped with inference).
+
+Prints one JSON object per case and a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLIPS = {"1080p_10s": (1920, 1080, 10), "1080p_60s": (1920, 1080, 60), "720p_10s": (1280, 720, 10)}
+FPS = 25
+
+
+def make_clip(path: Path, width: int, height: int, seconds: int) -> Path:
+    """Moving, textured H.264 content (panning noise texture + a moving block)."""
+    import av
+    import cv2
+    import numpy as np
+
+    if path.exists():
+        return path
+    rng = np.random.default_rng(0)
+    n = seconds * FPS
+    tex = rng.integers(0, 256, (height // 8 + 2, (width + 2 * n) // 8 + 2, 3), dtype=np.uint8)
+    tex = cv2.resize(tex, (tex.shape[1] * 8, tex.shape[0] * 8), interpolation=cv2.INTER_CUBIC)
+    tmp = path.with_suffix(".tmp.mp4")
+    with av.open(str(tmp), "w") as c:
+        st = c.add_stream("libx264", rate=FPS)
+        st.width, st.height, st.pix_fmt = width, height, "yuv420p"
+        st.options = {"preset": "veryfast", "crf": "23"}
+        for i in range(n):
+            f = np.ascontiguousarray(tex[:height, 2 * i : 2 * i + width])
+            x = (7 * i) % (width - 128)
+            f[64:192, x : x + 128] = (230, 40, 40)
+            for p in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in st.encode():
+            c.mux(p)
+    tmp.rename(path)
+    return path
+
+
+# ---- cases (each runs in a fresh subprocess) ------------------------------------------
+def case_bare_decode(video: Path, args) -> dict:
+    import av
+
+    t = time.perf_counter()
+    n = 0
+    with av.open(str(video)) as c:
+        st = c.streams.video[0]
+        st.thread_type = "AUTO"
+        for _ in c.decode(st):
+            n += 1
+    return {"frames": n, "seconds": time.perf_counter() - t}
+
+
+def _windows(video: Path, spec, to_tensor: bool) -> tuple[int, int, float]:
+    from internvqa.runtime.clipspec import windows_to_input
+    from internvqa.runtime.video import PyAVSource, iter_windows
+
+    t = time.perf_counter()
+    windows = 0
+    with PyAVSource(video) as src:
+        for w in iter_windows(src, spec):
+            if to_tensor:
+                windows_to_input(spec, [w.clip])
+            windows += 1
+        frames = src.info.num_frames or 0
+    return windows, frames, time.perf_counter() - t
+
+
+def case_to_tensor(video: Path, args) -> dict:
+    from internvqa.runtime.clipspec import PRESETS
+
+    windows, frames, s = _windows(video, PRESETS["paper"], to_tensor=True)
+    return {"frames": frames, "windows": windows, "seconds": s, "spec": "paper"}
+
+
+def case_decode(video: Path, args) -> dict:
+    from internvqa.runtime.bundle import load_bundle
+
+    spec = load_bundle(args.bundle, args.precision, verify=False).clip_spec
+    windows, frames, s = _windows(video, spec, to_tensor=False)
+    return {"frames": frames, "windows": windows, "seconds": s}
+
+
+def case_infer(video: Path, args) -> dict:
+    from internvqa.runtime.clipspec import windows_to_input
+    from internvqa.runtime.scorer import Scorer
+    from internvqa.runtime.video import read_windows
+
+    scorer = Scorer(args.bundle, args.precision, threads=args.threads)
+    clips = [w.clip for w in read_windows(video, scorer.spec)]
+    scorer.backend.run(windows_to_input(scorer.spec, clips[:1]))  # warm-up
+    t = time.perf_counter()
+    for i in range(0, len(clips), scorer.batch_size):
+        scorer.backend.run(windows_to_input(scorer.spec, clips[i : i + scorer.batch_size]))
+    s = time.perf_counter() - t
+    return {"windows": len(clips), "seconds": s, "per_window_ms": 1000 * s / max(1, len(clips))}
+
+
+def case_e2e(video: Path, args) -> dict:
+    from internvqa.runtime.scorer import Scorer
+
+    t0 = time.perf_counter()
+    scorer = Scorer(args.bundle, args.precision, threads=args.threads)
+    load = time.perf_counter() - t0
+    r = scorer.score_file(video)
+    return {"frames": r.frames, "windows": len(r.windows), "seconds": r.elapsed_s,
+            "load_seconds": load, "score": r.score}
+
+
+CASES = {"bare_decode": case_bare_decode, "to_tensor": case_to_tensor, "decode": case_decode,
+         "infer": case_infer, "e2e": case_e2e}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS. VmHWM (Linux) starts afresh at exec; ru_maxrss may carry
+    the forking parent's peak, so it is only the fallback."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(name: str, video: Path, args) -> dict:
+    cmd = [sys.executable, __file__, "--case", name, "--video", str(video),
+           "--bundle", str(args.bundle), "--workdir", str(args.workdir)]
+    if args.precision:
+        cmd += ["--precision", args.precision]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"case {name} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", required=True, type=Path)
+    ap.add_argument("--precision", default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--workdir", type=Path, default=Path("work/bench"))
+    ap.add_argument("--repeats", type=int, default=3, help="bare_decode/to_tensor repeats (best)")
+    ap.add_argument("--skip-long", action="store_true", help="skip the 60 s memory check")
+    ap.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
+    ap.add_argument("--video", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.case:  # child process: one measurement
+        res = CASES[args.case](args.video, args)
+        res["peak_rss_mib"] = peak_rss_mib()
+        print(json.dumps(res))
+        return
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    clips = {k: make_clip(args.workdir / f"{k}.mp4", *v) for k, v in CLIPS.items()
+             if not (args.skip_long and k == "1080p_60s")}
+    import av
+    import onnxruntime
+
+    report: dict = {"machine": platform.processor() or platform.machine(),
+                    "python": platform.python_version(), "av": av.__version__,
+                    "onnxruntime": onnxruntime.__version__, "bundle": str(args.bundle),
+                    "precision": args.precision, "results": {}}
+    plan = [("720p_10s", "bare_decode"), ("720p_10s", "to_tensor"), ("1080p_10s", "bare_decode"),
+            ("1080p_10s", "decode"), ("1080p_10s", "infer"), ("1080p_10s", "e2e"),
+            ("1080p_60s", "e2e")]
+    for clip, case in plan:
+        if clip not in clips:
+            continue
+        reps = args.repeats if case in ("bare_decode", "to_tensor") else 1
+        runs = [run_case(case, clips[clip], args) for _ in range(reps)]
+        best = min(runs, key=lambda r: r["seconds"])
+        best["duration_s"] = CLIPS[clip][2]
+        best["realtime_factor"] = CLIPS[clip][2] / best["seconds"]
+        report["results"][f"{clip}/{case}"] = best
+        print(json.dumps({f"{clip}/{case}": best}), file=sys.stderr)
+    r = report["results"]
+    if "720p_10s/bare_decode" in r:
+        ratio = r["720p_10s/bare_decode"]["seconds"] / r["720p_10s/to_tensor"]["seconds"]
+        report["to_tensor_vs_bare_decode_speed"] = ratio
+    print(json.dumps(report, indent=2))
+    print(f"\n{'case':24s} {'seconds':>8s} {'x realtime':>10s} {'peak RSS MiB':>12s}", file=sys.stderr)
+    for k, v in r.items():
+        print(f"{k:24s} {v['seconds']:8.2f} {v['realtime_factor']:10.1f} {v['peak_rss_mib']:12.0f}",
+              file=sys.stderr)
+    if "to_tensor_vs_bare_decode_speed" in report:
+        print(f"video-to-tensor speed / bare decode speed (720p): "
+              f"{report['to_tensor_vs_bare_decode_speed']:.2f}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
