@@ -253,3 +253,19 @@ def test_bad_engine_exits_2_with_one_line(kind, runtime_bundle, corpus, tmp_path
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+def test_suite_replaces_only_its_own_results_section(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_suite", REPO / "benchmarks" / "run_suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# Results\n\n## Models\nkeep me\n")
+    suite.write_results(f"{suite.BEGIN}\n## Benchmark suite (CPU)\nfirst\n{suite.END}", md)
+    md.write_text(md.read_text() + "\n## Later section\nkeep me too\n")
+    suite.write_results(f"{suite.BEGIN}\n## Benchmark suite (CPU)\nsecond\n{suite.END}", md)
+    text = md.read_text()
+    assert "keep me\n" in text and "keep me too" in text
+    assert "second" in text and "first" not in text and text.count(suite.BEGIN) == 1
