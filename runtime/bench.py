@@ -568,8 +568,11 @@ def bench_engine(ref: EngineRef, rows: Sequence[ManifestRow], opts: BenchOptions
                 continue
             timing.append(time_backend(backend, pool, b, spec.num_frames, opts.warmup,
                                        opts.min_iters, opts.duration))
+        label = ref.label
+        if ref.kind == "bundle" and ref.precision is None and ref.path.is_dir():
+            label = f"{label}:{bundle.precision}"
         result: dict[str, Any] = {
-            "label": ref.label,
+            "label": label,
             "engine": str(ref.path),
             "kind": ref.kind,
             "model": bundle.model_name,
@@ -584,7 +587,7 @@ def bench_engine(ref: EngineRef, rows: Sequence[ManifestRow], opts: BenchOptions
             "skipped_batches": skipped,
         }
         if opts.accuracy and rows:
-            preds, secs, failures = score_rows(scorer, rows, opts.progress, ref.label)
+            preds, secs, failures = score_rows(scorer, rows, opts.progress, label)
             result["scores"] = [{"path": r.path, "mos": r.mos, "pred": p}
                                 for r, p in zip(rows, preds, strict=True)]
             result["failures"] = failures

@@ -68,7 +68,8 @@ def format_table(result: dict[str, Any]) -> str:
         acc_rows.append([e["label"], "measured", *(_f(a.get(k)) for _, k in _ACC_COLUMNS),
                          _f(a.get("n")), _f(e.get("e2e_s_per_video"), 3)])
         rec = e.get("recorded_accuracy")
-        acc_rows.append([e["label"], "bundle.json" if rec else "bundle.json: none",
+        where = f"bundle.json ({rec['split']})" if rec and rec.get("split") else "bundle.json"
+        acc_rows.append([e["label"], where if rec else "bundle.json: none",
                          *(_f((rec or {}).get(k)) for _, k in _ACC_COLUMNS),
                          _f((rec or {}).get("n")), ""])
         ta = (e.get("teacher_agreement") or {}).get("teacher_vs_mos")
