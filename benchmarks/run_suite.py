@@ -177,6 +177,28 @@ class Suite:
             return None
         return json.loads(out.read_text())
 
+    def baseline_only(self, bundle: Path | None, student: Path | None) -> dict | None:
+        """No engine ran: evaluate the baseline alone, with the clip spec the model would use."""
+        from internvqa.runtime.baseline import evaluate_baseline
+        from internvqa.runtime.clipspec import PRESETS, ClipSpec
+        from internvqa.runtime.manifest import read_manifest
+
+        spec, where = PRESETS["demo"], "the demo preset's clip spec"
+        for meta_file in ([bundle / "bundle.json"] if bundle else []) + (
+                [student / "config.json"] if student else []):
+            spec = ClipSpec.from_dict(json.loads(meta_file.read_text())["clip_spec"])
+            where = f"the clip spec of {meta_file}"
+            break
+        rows = read_manifest(self.manifest)
+        test = [r for r in rows if r.split == self.args.split]
+        self.commands.append(f"# baseline alone (no engine ran), sampling with {where}")
+        t0 = time.perf_counter()
+        block = evaluate_baseline(self.work / "bench" / "baseline.json", rows, test, spec,
+                                  str(self.manifest), progress=True)
+        self.steps.append({"name": "baseline", "status": "ok", "spec": where,
+                           "seconds": round(time.perf_counter() - t0, 1)})
+        return block
+
     def gpu_reason(self) -> str | None:
         """None when a CUDA GPU is usable, else why not."""
         if not (Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi")):
@@ -370,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             add(f"tensorrt-{Path(n).stem}", "tensorrt", s.bench(f"tensorrt-{Path(n).stem}", bundle / n))
         if not plans:
             s.skip("bench tensorrt", "bundle has no .plan (export on a GPU host with TensorRT)")
+
+    if baseline is None and have_corpus:
+        baseline = s.baseline_only(bundle, students.get("vit_s"))
 
     ablation = None
     for cand in (OUT / "ablation_distill.json", Path(args.work) / "bench" / "ablation_distill.json"):

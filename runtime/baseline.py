@@ -260,3 +260,44 @@ def fit_rows(rows: Sequence[ManifestRow], spec: ClipSpec, progress: bool = True,
     return fit(feats[ok], np.array([r.mos for r in rows])[ok],
                [r.source for r, k in zip(rows, ok, strict=True) if k], spec,
                train_info={"manifest": manifest, "split": sorted({r.split for r in rows})})
+
+
+def evaluate_baseline(model_path: str | os.PathLike | None, all_rows: Sequence[ManifestRow],
+                      rows: Sequence[ManifestRow], spec: ClipSpec, manifest: str = "",
+                      progress: bool = True) -> dict[str, Any]:
+    """The baseline's block of a bench result: load or fit (train split), score `rows`.
+
+    `model_path`: loaded if the file exists, else the fitted model is saved there.
+    """
+    from internvqa.runtime.bench import accuracy
+
+    path = Path(model_path) if model_path else None
+    if path is not None and path.is_file():
+        model = BaselineModel.load(path)
+        note = f"loaded {path}"
+        if model.clip_spec != spec:
+            note += " (fitted with another clip spec than the engine's)"
+    else:
+        train = [r for r in all_rows if r.split == "train" and r.mos is not None]
+        if len(train) < 2:
+            return {"note": "not fitted: the manifest has fewer than two train videos with MOS"}
+        model = fit_rows(train, spec, progress, manifest=manifest)
+        note = f"fitted on {model.train['n']} train videos, ridge lambda {model.ridge_lambda:g}"
+        if path is not None:
+            model.save(path)
+            note += f", saved to {path}"
+    t0 = time.perf_counter()
+    feats, secs, failures = features_for_rows(rows, model.clip_spec, progress, "baseline")
+    ok = np.all(np.isfinite(feats), axis=1)
+    preds = [float(model.predict_features(f)[0]) if k else None
+             for f, k in zip(feats, ok, strict=True)]
+    return {
+        "name": "features+ridge",
+        "note": note,
+        "model": model.to_dict(),
+        "accuracy": accuracy(preds, rows),
+        "e2e_s_per_video": float(np.mean(secs)) if secs else None,
+        "score_s": time.perf_counter() - t0,
+        "scores": [{"path": r.path, "mos": r.mos, "pred": p} for r, p in zip(rows, preds, strict=True)],
+        "failures": failures,
+    }

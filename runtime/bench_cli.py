@@ -75,42 +75,6 @@ def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts)
     return None, ""
 
 
-def _baseline_block(path: Path | None, all_rows, rows, spec, data: Path, progress: bool):
-    import numpy as np
-
-    from internvqa.runtime import baseline as bl
-    from internvqa.runtime.bench import accuracy
-
-    note = ""
-    if path is not None and path.is_file():
-        model = bl.BaselineModel.load(path)
-        note = f"loaded {path}"
-        if model.clip_spec != spec:
-            note += " (fitted with another clip spec than the engine's)"
-    else:
-        train = [r for r in all_rows if r.split == "train" and r.mos is not None]
-        if len(train) < 2:
-            return {"note": "not fitted: the manifest has fewer than two train videos with MOS"}
-        model = bl.fit_rows(train, spec, progress, manifest=str(data))
-        note = f"fitted on {model.train['n']} train videos, ridge lambda {model.ridge_lambda:g}"
-        if path is not None:
-            model.save(path)
-            note += f", saved to {path}"
-    feats, secs, failures = bl.features_for_rows(rows, model.clip_spec, progress, "baseline")
-    ok = np.all(np.isfinite(feats), axis=1)
-    preds = [float(model.predict_features(f)[0]) if k else None
-             for f, k in zip(feats, ok, strict=True)]
-    return {
-        "name": "features+ridge",
-        "note": note,
-        "model": model.to_dict(),
-        "accuracy": accuracy(preds, rows),
-        "e2e_s_per_video": float(np.mean(secs)) if secs else None,
-        "scores": [{"path": r.path, "mos": r.mos, "pred": p} for r, p in zip(rows, preds, strict=True)],
-        "failures": failures,
-    }
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--engine", "engines", multiple=True, required=True, metavar="PATH",
               help="Bundle dir, .onnx/.plan inside a bundle, or checkpoint dir. Repeatable.")
@@ -191,8 +155,10 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
     }
     if opts.accuracy and not no_baseline:
         t0 = time.perf_counter()
-        result["baseline"] = _baseline_block(baseline_path, all_rows, rows, _spec_of(results[0]),
-                                             data, opts.progress)
+        from internvqa.runtime.baseline import evaluate_baseline
+
+        result["baseline"] = evaluate_baseline(baseline_path, all_rows, rows,
+                                               _spec_of(results[0]), str(data), opts.progress)
         result["baseline"]["total_s"] = time.perf_counter() - t0
     result = _clean(result)
 
