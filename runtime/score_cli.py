@@ -21,6 +21,9 @@ Decisions:
 - `--workers N` decodes up to N inputs ahead of inference in threads (decoding and
   preprocessing release the GIL; each input is also decoded in a background thread while
   its batches run), with at most two batches queued per input, so memory stays bounded.
+- `--max-seconds S` / `--max-frames N` bound each input of a batch (off by default): an
+  input that takes longer or has more frames is recorded as an error row and the batch
+  goes on. Recommended for untrusted input, e.g. a few times the expected clip duration.
 - Pipe mode (`-` as the only input): raw frames are read from stdin as they arrive; one
   JSON line per window is printed (and flushed) as soon as the window is scored; at end of
   input the partial window is scored and a final `{"pooled_metrics": ...}` line follows.
@@ -138,9 +141,14 @@ def _log_name(log_dir: Path, path: str, used: set[str]) -> Path:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inputs decoded ahead of inference (threads).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Windows per engine call [4].")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Give up on an input after this many seconds (recorded as an error).")
+@click.option("--max-frames", type=click.IntRange(min=1),
+              help="Give up on an input with more frames than this (recorded as an error).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_out, log_dir,
-          csv_path, resume, retry_failed, threads, workers, batch_size, no_progress) -> int:
+          csv_path, resume, retry_failed, threads, workers, batch_size, max_seconds, max_frames,
+          no_progress) -> int:
     """Score compressed-video quality (0-100, higher is better) with an InternVQA bundle."""
     from internvqa.runtime.scorer import Scorer
 
@@ -168,7 +176,8 @@ def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_
             done = _done_paths(cp, retry_failed)
         if not read_complete_lines(cp):
             atomic_write_text(cp, csv_header() + "\n")
-    scorer = Scorer(resolve_bundle(bundle), precision, device, threads, batch_size)
+    scorer = Scorer(resolve_bundle(bundle), precision, device, threads, batch_size,
+                    max_seconds=max_seconds, max_frames=max_frames)
     if scorer.bundle.note:
         click.echo(f"note: {scorer.bundle.note}", err=True)
     todo = [p for p in paths if p not in done]

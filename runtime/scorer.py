@@ -8,6 +8,14 @@ Each window's crops are averaged, then mapped to the bundle's score scale
 (`multiplier * output + offset`). A non-finite model output flags its window
 ``nonfinite`` (no score, left out of pooling); if no window is finite, scoring fails.
 
+Limits per input (off by default; `vqa-score --max-seconds/--max-frames`): `max_seconds`
+bounds the wall time from the start of decoding to the last engine call, `max_frames` the
+decoded frames. Both are checked after every decoded frame and every engine call, so a
+hostile file (millions of tiny frames, a pathologically slow bitstream) ends in a
+`VideoError` within one frame's decode time of the limit instead of holding a batch. A
+single FFmpeg call that never returns cannot be interrupted from Python; run untrusted
+input under a process-level watchdog if that matters.
+
 `ScoreStream` is the incremental, libvmaf-like API for embedding: push frames one at a
 time, get each window's score back from the `push` that completed it, `flush()` at the end
 for the trailing partial window and the pooled result; `score_at(i)`, `pooled` and
@@ -32,7 +40,7 @@ import numpy as np
 from internvqa.runtime.backend import Backend, create_backend
 from internvqa.runtime.bundle import Bundle, load_bundle
 from internvqa.runtime.clipspec import windows_to_input
-from internvqa.runtime.errors import InternVQAError, UsageError
+from internvqa.runtime.errors import InternVQAError, UsageError, VideoError
 from internvqa.runtime.scorelog import ScoreResult, WindowScore
 from internvqa.runtime.video import (
     ArraySource,
@@ -42,6 +50,7 @@ from internvqa.runtime.video import (
     Window,
     WindowAssembler,
     YUVPlanes,
+    check_fps,
     frame_from_array,
     iter_windows,
     open_video,
@@ -66,6 +75,8 @@ class Scorer:
         threads: int | None = None,
         batch_size: int | None = None,
         verify: bool = True,
+        max_seconds: float | None = None,
+        max_frames: int | None = None,
     ):
         if isinstance(bundle_path, Bundle):
             self.bundle = bundle_path
@@ -81,6 +92,11 @@ class Scorer:
         if batch_size is not None and batch_size < 1:
             raise UsageError("batch_size must be >= 1")
         self.batch_size = min(batch_size or DEFAULT_BATCH, cap)
+        if max_seconds is not None and not max_seconds > 0:
+            raise UsageError("max_seconds must be > 0 (or None for no limit)")
+        if max_frames is not None and max_frames < 1:
+            raise UsageError("max_frames must be >= 1 (or None for no limit)")
+        self.max_seconds, self.max_frames = max_seconds, max_frames
 
     # ---- public API ------------------------------------------------------------------
     def score_file(
@@ -113,6 +129,7 @@ class Scorer:
         try:
             for windows, x in job.feed:
                 scores.extend(self._score(windows, x, job.source.info.fps))
+                job.counted.check_time()
         finally:
             job.feed.close()
         src = job.source
@@ -183,14 +200,29 @@ class Scorer:
 
 
 class _CountingSource(VideoSource):
-    """Passes frames through and counts them (the frame count of streamed input)."""
+    """Passes frames through, counts them (the frame count of streamed input), and
+    enforces the per-input limits and the feed's stop request after every frame."""
 
-    def __init__(self, source: VideoSource):
-        self.source, self.info, self.count = source, source.info, 0
+    def __init__(self, source: VideoSource, name: str, stop: threading.Event,
+                 max_seconds: float | None = None, max_frames: int | None = None):
+        self.source, self.info, self.count, self.name = source, source.info, 0, name
+        self._stop, self._max_frames, self._max_seconds = stop, max_frames, max_seconds
+        self._deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+
+    def check_time(self) -> None:
+        if self._deadline is not None and time.perf_counter() > self._deadline:
+            raise VideoError(f"{self.name}: gave up after {self._max_seconds:g} s "
+                             f"(per-input time limit; {self.count} frames decoded)")
 
     def frames(self) -> Iterator[Frame]:
         for f in self.source.frames():
+            if self._stop.is_set():
+                raise _Stopped
             self.count += 1
+            if self._max_frames is not None and self.count > self._max_frames:
+                raise VideoError(f"{self.name}: more than {self._max_frames} frames "
+                                 "(per-input frame limit)")
+            self.check_time()
             yield f
 
 
@@ -201,10 +233,11 @@ class _Stopped(Exception):
 class WindowFeed:
     """Decode + preprocess in a thread; iterate (windows, input tensor) batches, bounded."""
 
-    def __init__(self, source: VideoSource, scorer: Scorer, depth: int = QUEUE_BATCHES):
+    def __init__(self, source: VideoSource, scorer: Scorer, depth: int = QUEUE_BATCHES,
+                 stop: threading.Event | None = None):
         self._source, self._spec, self._per = source, scorer.spec, scorer.batch_size
         self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
         self._thread = threading.Thread(target=self._produce, name="internvqa-decode", daemon=True)
         self._thread.start()
 
@@ -262,8 +295,9 @@ class ScoreJob:
     def __init__(self, scorer: Scorer, source: VideoSource, name: str):
         self.source, self.name = source, name
         self.t0 = time.perf_counter()
-        self.counted = _CountingSource(source)
-        self.feed = WindowFeed(self.counted, scorer)
+        stop = threading.Event()
+        self.counted = _CountingSource(source, name, stop, scorer.max_seconds, scorer.max_frames)
+        self.feed = WindowFeed(self.counted, scorer, stop=stop)
 
 
 class ScoreStream:
@@ -275,9 +309,7 @@ class ScoreStream:
     def __init__(self, scorer: Scorer, fps: float = 25.0, name: str = "<stream>"):
         if scorer.spec.sampling != "windows":
             raise UsageError("streaming needs a bundle with 'windows' sampling")
-        if fps <= 0:
-            raise UsageError("fps must be > 0")
-        self.scorer, self.fps, self.name = scorer, float(fps), name
+        self.scorer, self.fps, self.name = scorer, check_fps(fps), name
         self._asm = WindowAssembler(scorer.spec)
         self._scores: list[WindowScore] = []
         self._n = 0

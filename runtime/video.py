@@ -10,6 +10,7 @@ windows; training caches, calibration and the runtime all go through it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,8 @@ from typing import BinaryIO
 import numpy as np
 
 from internvqa.runtime.clipspec import (
+    MATRICES,
+    RANGES,
     ClipSpec,
     WindowPlan,
     WindowPlanner,
@@ -159,6 +162,17 @@ def _av_planes(frame) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     return None, 8, fmt
 
 
+def check_fps(fps: float) -> float:
+    """A frame rate every source and stream accepts: finite and > 0 (else UsageError)."""
+    try:
+        value = float(fps)
+    except (TypeError, ValueError):
+        raise UsageError(f"fps must be a number, got {fps!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"fps must be finite and > 0, got {fps!r}")
+    return value
+
+
 # ---- sources ---------------------------------------------------------------------------
 class VideoSource:
     """Base class: `info` plus a lazy, single-pass `frames()` iterator."""
@@ -203,6 +217,9 @@ class PyAVSource(VideoSource):
         if threads:
             self._stream.thread_type = "AUTO"
         cc = self._stream.codec_context
+        if cc is None:  # a codec id FFmpeg has no decoder for (e.g. a corrupted codec tag)
+            self._container.close()
+            raise VideoError(f"{self.path}: video stream has an unknown or unsupported codec")
         w, h = int(cc.width or 0), int(cc.height or 0)
         try:
             check_frame_size(w, h)
@@ -316,8 +333,7 @@ class RawYUVSource(VideoSource):
     ):
         check_frame_size(width, height)
         self.frame_bytes = raw_frame_bytes(width, height, pix_fmt)
-        if fps <= 0:
-            raise UsageError("fps must be > 0")
+        fps = check_fps(fps)
         self._own = False
         n = None
         name = "<stdin>"
@@ -419,6 +435,8 @@ def frame_from_array(index: int, data: np.ndarray | YUVPlanes, fps: float = 25.0
     """Validate one in-memory frame (uint8 RGB (H, W, 3) or `YUVPlanes`) into a `Frame`."""
     t = index / fps
     if isinstance(data, YUVPlanes):
+        if data.bit_depth not in (8, 10):
+            raise VideoError(f"frame {index}: YUVPlanes bit_depth must be 8 or 10, got {data.bit_depth!r}")
         planes = (np.asarray(data.y), np.asarray(data.u), np.asarray(data.v))
         want = np.uint8 if data.bit_depth == 8 else np.uint16
         for p in planes:
@@ -428,6 +446,16 @@ def frame_from_array(index: int, data: np.ndarray | YUVPlanes, fps: float = 25.0
                 )
         h, w = planes[0].shape
         check_frame_size(w, h)
+        cw, ch = (w + 1) // 2, (h + 1) // 2
+        if planes[1].shape != planes[2].shape or planes[1].shape not in ((ch, cw), (h, cw), (h, w)):
+            raise VideoError(
+                f"frame {index}: chroma planes {planes[1].shape} and {planes[2].shape} do not fit "
+                f"a {w}x{h} luma plane as 4:2:0 {(ch, cw)}, 4:2:2 {(h, cw)} or 4:4:4 {(h, w)}"
+            )
+        if data.matrix not in MATRICES or data.color_range not in RANGES:
+            raise VideoError(
+                f"frame {index}: matrix must be one of {MATRICES} and color_range one of {RANGES}"
+            )
         fmt = "yuv420p" if data.bit_depth == 8 else "yuv420p10le"
         return Frame(index, t, planes=planes, pix_fmt=fmt, matrix=data.matrix,
                      color_range=data.color_range)
@@ -444,6 +472,13 @@ class ArraySource(VideoSource):
     """Frames already in memory: an (N, H, W, 3) uint8 array or a sequence of frames."""
 
     def __init__(self, frames: np.ndarray | Sequence | Iterable, fps: float = 25.0, name: str = "<frames>"):
+        fps = check_fps(fps)
+        if (isinstance(frames, (str, bytes)) or not isinstance(frames, (np.ndarray, Iterable))
+                or (isinstance(frames, np.ndarray) and frames.ndim == 0)):
+            raise VideoError(
+                f"{name}: expected frames (an (N, H, W, 3) uint8 array or a sequence of frames), "
+                f"got {type(frames).__name__}"
+            )
         self._frames = frames
         n = len(frames) if hasattr(frames, "__len__") else None  # type: ignore[arg-type]
         first = None
@@ -474,11 +509,11 @@ def open_video(
     if p == "-":
         if size is None:
             raise UsageError("reading raw frames from stdin needs --size WxH")
-        return RawYUVSource(sys.stdin.buffer, size[0], size[1], pix_fmt or "yuv420p", fps or 25.0)
+        return RawYUVSource(sys.stdin.buffer, size[0], size[1], pix_fmt or "yuv420p", 25.0 if fps is None else fps)
     if size is not None or p.lower().endswith(".yuv"):
         if size is None:
             raise UsageError(f"{p}: raw .yuv input needs --size WxH (and --pix-fmt if not yuv420p)")
-        return RawYUVSource(p, size[0], size[1], pix_fmt or "yuv420p", fps or 25.0)
+        return RawYUVSource(p, size[0], size[1], pix_fmt or "yuv420p", 25.0 if fps is None else fps)
     return PyAVSource(p)
 
 
