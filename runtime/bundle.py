@@ -5,6 +5,9 @@ it (the clip spec), what its outputs mean (the score scale), and how it was made
 runtime refuses a bundle it cannot trust or run, with a one-line reason:
 
 - `bundle.json` missing, not JSON, of another format, or of a newer `format_version`;
+- `bundle.json` malformed: a field of the wrong type, a file name that is not a plain name
+  inside the bundle directory (no paths, no `..`), a non-finite score scale (checked even
+  when the content hash matches: the hash catches accidental edits, not a hostile author);
 - `bundle.json` edited after export: `meta_sha256` is the sha256 of the canonical JSON of
   every other field (sorted keys, no whitespace), so a changed clip spec or score scale is
   caught even though the model files are untouched;
@@ -26,6 +29,7 @@ import copy
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -136,10 +140,7 @@ def write_bundle(
     if not files:
         raise BundleError("write_bundle: no model files given")
     for name in files:
-        if "/" in name or "\\" in name or name in ("", ".", "..", META_NAME):
-            raise BundleError(f"write_bundle: bad file name {name!r}")
-        if not name.endswith((".onnx", ".plan")):
-            raise BundleError(f"write_bundle: {name}: only .onnx and .plan files are bundled")
+        _check_file_name(name, "write_bundle")
     extra = meta.pop("files", {}) or {}
     spec = meta.get("clip_spec")
     if isinstance(spec, ClipSpec):
@@ -195,12 +196,43 @@ def _toolkit_version() -> str:
         return "unknown"
 
 
+def _check_file_name(name: Any, where: str) -> None:
+    """A bundled file is a plain `.onnx`/`.plan` name inside the bundle directory."""
+    if (not isinstance(name, str) or "/" in name or "\\" in name or "\x00" in name
+            or name in ("", ".", "..", META_NAME)):
+        raise BundleError(f"{where}: bad file name {name!r} (plain names inside the bundle only)")
+    if not name.endswith((".onnx", ".plan")):
+        raise BundleError(f"{where}: {name}: only .onnx and .plan files are bundled")
+
+
 def _check_score_scale(scale: Any, where: str) -> None:
     if not isinstance(scale, dict):
         raise BundleError(f"{where}: score_scale must be an object")
     for key in ("multiplier", "offset"):
-        if not isinstance(scale.get(key), (int, float)):
-            raise BundleError(f"{where}: score_scale.{key} must be a number")
+        v = scale.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise BundleError(f"{where}: score_scale.{key} must be a finite number")
+
+
+def _check_structure(mp: Path, meta: dict[str, Any]) -> None:
+    """Types of the fields the runtime reads, so a malformed file is a BundleError."""
+    for name, entry in meta["files"].items():
+        _check_file_name(name, str(mp))
+        if not isinstance(entry, dict):
+            raise BundleError(f"{mp}: files.{name} must be an object")
+        if not isinstance(entry.get("precision", ""), str):
+            raise BundleError(f"{mp}: files.{name}.precision must be a string")
+    if not isinstance(meta.get("clip_spec"), dict):
+        raise BundleError(f"{mp}: clip_spec missing or not an object")
+    for key in ("model", "versions"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise BundleError(f"{mp}: {key} must be an object")
+    for key in ("inputs", "outputs"):
+        value = meta.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise BundleError(f"{mp}: {key} must be a list of objects")
+        if not all(isinstance(v.get("shape", []), list) for v in value):
+            raise BundleError(f"{mp}: {key}[].shape must be a list")
 
 
 # ---- loading -------------------------------------------------------------------------
@@ -273,8 +305,8 @@ def _read_meta(root: Path) -> dict[str, Any]:
         raise BundleError(f"{root}: not a bundle ({META_NAME} missing)")
     try:
         meta = json.loads(mp.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{mp}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BundleError(f"{mp}: not valid JSON ({(str(exc) or type(exc).__name__).splitlines()[0]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BundleError(f"{mp}: not an {FORMAT} file")
     fv = meta.get("format_version")
@@ -290,6 +322,7 @@ def _read_meta(root: Path) -> dict[str, Any]:
     if not isinstance(meta.get("files"), dict) or not meta["files"]:
         raise BundleError(f"{mp}: lists no model files")
     _check_score_scale(meta.get("score_scale"), str(mp))
+    _check_structure(mp, meta)
     return meta
 
 
