@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .models.listing import models_command
+from .train_cli import student_command, teacher_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +25,8 @@ def main() -> None:
 
 
 main.add_command(models_command)
+main.add_command(teacher_command)
+main.add_command(student_command)
 
 
 if __name__ == "__main__":

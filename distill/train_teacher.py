@@ -1,0 +1,162 @@
+"""Teacher fine-tuning: InternVideo2 + attention pool + regression head, MSE to MOS / 100.
+
+GPU recipe (`--preset paper`, REFERENCE section 1): `internvideo2_1b`, clip spec
+`PRESETS["paper"]` (8 frames 8 apart, 224x224), bf16 autocast, AdamW lr 1e-5 (the public
+1B fine-tune recipe), weight decay 0.05, layer decay 0.9, batch 8, 3 epochs, 1 warm-up
+epoch, cosine to 1e-6, drop_path 0.3, gradient checkpointing on 6 blocks, grad clip 1.0:
+
+    vqa-distill teacher --manifest M --preset paper --init 1B_ft_k710_ft_k400_f8.pth
+    torchrun --nproc_per_node 8 -m internvqa.distill.cli teacher --manifest M \\
+        --preset paper --init ... --fsdp          # 1B/6B across GPUs
+
+CPU demo (`--preset demo`): the small `internvideo2_cpu` teacher from random init on the
+demo clip spec; see `DEMO` for the settings and benchmarks/RESULTS.md for what it reaches.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from internvqa.runtime.atomic import atomic_write_json, atomic_write_text
+from internvqa.runtime.clipspec import PRESETS, ClipSpec
+from internvqa.runtime.errors import UsageError
+from internvqa.runtime.manifest import ManifestRow
+
+from . import distributed as D
+from .checkpoint import load_official_weights, save_checkpoint
+from .data import EvalWindows, TrainWindows, WindowCache, heldout_split, split_videos
+from .losses import score_loss
+from .models import create_model
+from .train_common import SCORE_SCALE, TrainConfig, autocast, print_table
+from .train_eval import predict_videos, video_metrics
+from .train_loop import FitResult
+
+
+@dataclass
+class TeacherPreset:
+    model: str
+    clip: ClipSpec
+    train: TrainConfig
+    drop_path: float
+    grad_ckpt_blocks: int = 0
+    model_overrides: dict = field(default_factory=dict)
+
+
+PAPER = TeacherPreset(
+    model="internvideo2_1b", clip=PRESETS["paper"], drop_path=0.3, grad_ckpt_blocks=6,
+    train=TrainConfig(epochs=3, batch_size=8, lr=1e-5, min_lr=1e-6, weight_decay=0.05,
+                      warmup_epochs=1.0, layer_decay=0.9, precision="bf16", workers=8),
+)
+# The CPU demo trains on 56x56 crops (4x fewer tokens than PRESETS["demo"]'s 112) so
+# teacher + student fit a few minutes on two cores; the spec travels in the checkpoint.
+DEMO_CLIP = PRESETS["demo"].replace(size=56)
+DEMO = TeacherPreset(
+    model="internvideo2_cpu", clip=DEMO_CLIP, drop_path=0.0,
+    train=TrainConfig(epochs=10, batch_size=16, lr=5e-4, min_lr=1e-6, weight_decay=0.05,
+                      warmup_epochs=0.5, layer_decay=0.9, per_video=1, precision="fp32"),
+)
+TEACHER_PRESETS = {"paper": PAPER, "demo": DEMO}
+
+
+class TeacherTask:
+    """What `fit` trains for the teacher: one regression model, MSE to MOS / 100."""
+
+    def __init__(self, model: nn.Module, cache: WindowCache, rows: list[ManifestRow],
+                 cfg: TrainConfig, info: D.DistInfo, provenance: dict, fsdp: bool = False):
+        self.model, self.rows, self.cfg, self.info = model, rows, cfg, info
+        self.provenance, self.cache = provenance, cache
+        splits = split_videos(rows)
+        self.heldout = heldout_split(splits)
+        self.train_set = TrainWindows(cache, rows, splits["train"], seed=cfg.seed,
+                                      per_video=cfg.per_video)
+        self.eval_set = (EvalWindows(cache, rows, splits[self.heldout])
+                         if self.heldout else None)
+        self.trainable = D.wrap(model, info, fsdp)
+
+    def optim_modules(self) -> dict[str, nn.Module]:
+        return {"teacher": self.model}
+
+    def loss(self, batch: dict, amp) -> tuple[torch.Tensor, dict[str, float]]:
+        with autocast(self.info.device, amp):
+            _, score = self.trainable(batch["x"].to(self.info.device))
+        loss = score_loss(score, batch["label"].to(self.info.device))
+        return loss, {"mse": float(loss.detach())}
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trainable(x)[1]
+
+    def evaluate(self, split: str | None = None) -> dict:
+        split = split or self.heldout
+        if split is None:
+            return {}
+        ds = self.eval_set if split == self.heldout else EvalWindows(
+            self.cache, self.rows, split_videos(self.rows)[split])
+        self.trainable.eval()
+        preds = predict_videos(self.scores, ds, self.cfg.eval_batch_size, self.info,
+                               workers=self.cfg.workers)
+        self.last_preds = preds
+        return {**video_metrics(preds, self.rows), "split": split}
+
+    def save(self, dirpath: Path, metrics: dict) -> None:
+        save_checkpoint(dirpath, D.unwrap(self.model), self.cache.spec.to_dict(), SCORE_SCALE,
+                        self.provenance, metrics)
+
+
+def build_teacher(name: str, spec: ClipSpec, drop_path: float, init: str | None,
+                  freeze_blocks: int, grad_ckpt_blocks: int,
+                  overrides: dict | None = None) -> tuple[nn.Module, str | None]:
+    """The teacher at the clip spec's size, optional official init, frozen early blocks."""
+    model = create_model(name, img_size=spec.size, num_frames=spec.num_frames,
+                         drop_path_rate=drop_path, **(overrides or {}))
+    summary = None
+    if init:
+        summary = load_official_weights(model, init, side="teacher").summary()
+    if freeze_blocks:
+        blocks = getattr(model, "blocks", None)
+        if blocks is None or freeze_blocks > len(blocks):
+            raise UsageError(f"--freeze-blocks {freeze_blocks}: {name} has "
+                             f"{len(blocks) if blocks is not None else 0} blocks")
+        for blk in blocks[:freeze_blocks]:
+            blk.requires_grad_(False)
+    if grad_ckpt_blocks:
+        model.set_grad_checkpointing(True, grad_ckpt_blocks)
+    return model, summary
+
+
+def write_predictions(path: Path, preds: dict[int, float], rows: list[ManifestRow]) -> None:
+    """`path, mos, pred, split` per held-out video, pred on the 0-100 MOS scale."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "mos", "pred", "split"])
+    for v, p in sorted(preds.items()):
+        r = rows[v]
+        w.writerow([str(r.abspath), "" if r.mos is None else r.mos, f"{p * 100.0:.4f}", r.split])
+    atomic_write_text(path, buf.getvalue())
+
+
+def finish_teacher(task: TeacherTask, run_dir: Path, result: FitResult) -> dict:
+    """Reload best weights, score every held-out split, write predictions and report."""
+    from .checkpoint import load_checkpoint
+
+    best, _ = load_checkpoint(run_dir / "best")
+    D.unwrap(task.model).load_state_dict(best.state_dict())
+    splits = split_videos(task.rows)
+    report: dict = {"kind": "teacher", "heldout": {}, "train_seconds": round(result.seconds, 2),
+                    "best_epoch": result.best_metrics.get("epoch")}
+    preds: dict[int, float] = {}
+    for split in ("val", "test"):
+        if splits.get(split):
+            report["heldout"][split] = task.evaluate(split)
+            preds.update(task.last_preds)
+    if task.info.is_main:
+        if preds:
+            write_predictions(run_dir / "best" / "teacher_predictions.csv", preds, task.rows)
+        atomic_write_json(run_dir / "report.json", report)
+        print(print_table([(f"teacher {s}", m) for s, m in report["heldout"].items()]))
+    return report
