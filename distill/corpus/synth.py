@@ -28,8 +28,8 @@ in two splits.
 
 Resumability. Each clip is written under a temporary name and renamed when complete, and
 its labels are appended to `.progress.jsonl` (one fsynced line per clip). A rerun of a
-killed build skips every clip that has both a record and its file, re-encodes the rest,
-and writes `manifest.csv` + `manifest.json` atomically at the end.
+killed build skips every clip that has both a record and its file, deletes the temporary
+files the killed encoders left, re-encodes the rest, and writes `manifest.csv` + `manifest.json` atomically at the end.
 """
 
 from __future__ import annotations
@@ -282,7 +282,9 @@ def _to_frame(planes: Planes, index: int) -> av.VideoFrame:
 def _write(path: Path, container: str, codec: str, options: dict[str, str],
            planes: list[Planes] | tuple[Planes, ...], fps: int) -> None:
     h, w = planes[0][0].shape
-    with av.open(str(path), "w", format=container) as out:
+    # bitexact: no random Matroska segment UID, no muxer version string, so the same
+    # input gives the same file bytes (the determinism promised above)
+    with av.open(str(path), "w", format=container, container_options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.thread_count = 1
@@ -397,6 +399,13 @@ def _load_done(progress: Path, out_dir: Path, wanted: set[str]) -> dict[str, dic
     return done
 
 
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Delete half-written clips of a killed build (`encode_clip`'s `.<stem>.tmp<pid>.*`)."""
+    for t in (out_dir / "clips").glob("*/.*.tmp*"):
+        if t.is_file():
+            t.unlink(missing_ok=True)
+
+
 def run_build(
     out_dir: str | os.PathLike,
     preset: str = "demo",
@@ -415,6 +424,7 @@ def run_build(
     t0 = time.perf_counter()
     jobs = plan_jobs(p, seed)
     progress = out_dir / ".progress.jsonl"
+    _remove_stale_temps(out_dir)
     done = _load_done(progress, out_dir, {j.clip_id for j in jobs})
     todo = [j for j in jobs if j.clip_id not in done]
     reused = len(jobs) - len(todo)
