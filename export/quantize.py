@@ -16,6 +16,7 @@ Two quantizers produce that graph:
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -68,6 +69,12 @@ def quantize_int8_ort(
         raw = Path(tmp) / "raw.int8.onnx"
         cwd = os.getcwd()
         os.chdir(tmp)
+        root_logger = logging.getLogger()
+        level = root_logger.level
+        # ORT logs "consider pre-processing" on the root logger: the graph is already
+        # shape-inferred and its optimizer would fuse LayerNorm into contrib ops TensorRT
+        # cannot parse, so the advice does not apply here.
+        root_logger.setLevel(logging.ERROR)
         try:
             quantize_static(
                 str(Path(fp32_path).resolve()),
@@ -90,6 +97,7 @@ def quantize_int8_ort(
                 },
             )
         finally:
+            root_logger.setLevel(level)
             os.chdir(cwd)
         model = onnx.load(str(raw))
     clean_for_tensorrt(model)
