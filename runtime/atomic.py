@@ -57,11 +57,14 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
     """Yield a temporary directory that replaces `path` only if the block succeeds.
 
     A crash or exception inside the block leaves `path` untouched (old content kept) and
-    removes the temporary directory.
+    removes the temporary directory; the temp folder a SIGKILLed writer leaves behind is
+    named with its pid and swept by the next writer of the same path.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _sweep_dead_temp_dirs(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                dir=path.parent))
     # mkdtemp makes the folder 0700; the result should have the usual umask-based mode so
     # a server running as another user can read a bundle.
     umask = os.umask(0)
@@ -82,6 +85,24 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_dead_temp_dirs(path: Path) -> None:
+    """Remove temp folders that a killed writer of `path` left (their pid is gone)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        parts = stale.name[len(path.name) + 2 :].split(".")
+        if stale.is_dir() and parts and parts[0].isdigit() and not _pid_alive(int(parts[0])):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
