@@ -126,3 +126,33 @@ def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
             v = v.full_tensor()
         out[k] = v.detach().cpu()
     return out
+
+
+def plain_module(module: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """`module` itself, or for an FSDP-sharded one an unsharded copy holding `state`."""
+    module = unwrap(module)
+    if not any(hasattr(p, "full_tensor") for p in module.parameters()):
+        return module
+    from .models import create_from_config, model_config
+
+    copy = create_from_config(model_config(module))
+    copy.load_state_dict(state)
+    return copy
+
+
+def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_full_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a plain (full) state dict into a plain, DDP or FSDP-sharded module."""
+    module = unwrap(module)
+    if any(hasattr(p, "full_tensor") for p in module.parameters()):
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+        )
+
+        set_model_state_dict(module, state, options=StateDictOptions(full_state_dict=True))
+    else:
+        module.load_state_dict(state)

@@ -215,7 +215,13 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
              **kw) -> None:
     from .checkpoint import load_checkpoint
     from .train_loop import fit
-    from .train_student import STUDENT_PRESETS, StudentTask, build_student, finish_student
+    from .train_student import (
+        STUDENT_OVERRIDES,
+        STUDENT_PRESETS,
+        StudentTask,
+        build_student,
+        finish_student,
+    )
 
     if videos is not None and mode != "label-free":
         raise UsageError("--videos (no MOS) works with --mode label-free only")
@@ -226,7 +232,8 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
     rows, prov = load_rows(manifest, videos)
     teacher, tconf = load_checkpoint(teacher_dir, map_location=info.device)
     spec = ClipSpec.from_dict(tconf["clip_spec"])
-    student = build_student(student_name, spec, drop_path).to(info.device)
+    student = build_student(student_name, spec, drop_path, STUDENT_OVERRIDES[preset])
+    student = student.to(info.device)
     if grad_checkpointing:
         student.set_grad_checkpointing(True)
     cache = cached_windows(rows, spec, info, not no_progress)

@@ -2,7 +2,8 @@
 
 A `Task` says what is trained and how: `trainable` (the module whose parameters the
 optimizer sees, DDP-wrapped when distributed), `loss(batch)`, `evaluate()` (held-out
-metrics with an "srcc" key, or {} when there is no held-out MOS) and `save(dir, metrics)`.
+metrics with an "srcc" key, or {} when there is no held-out MOS) and `save(dir, metrics,
+weights)` (weights = full state dict of `trainable`, gathered even under FSDP).
 Everything else (schedule, clipping, precision, logging, checkpoints, resume) lives
 here, once, and reads top-down like nanoGPT's train.py.
 
@@ -50,7 +51,7 @@ class Task(Protocol):
     def optim_modules(self) -> dict[str, nn.Module]: ...
     def loss(self, batch: dict, amp: Any) -> tuple[torch.Tensor, dict[str, float]]: ...
     def evaluate(self) -> dict: ...
-    def save(self, dirpath: Path, metrics: dict) -> None: ...
+    def save(self, dirpath: Path, metrics: dict, weights: dict) -> None: ...
 
 
 @dataclass
@@ -109,7 +110,7 @@ def fit(
             raise CheckpointError(
                 f"{state_path} belongs to a different run (model, data or settings differ); "
                 "use another --out or drop --resume")
-        D.unwrap(model).load_state_dict(st["model"])
+        D.load_full_state(model, st["model"])
         opt.load_state_dict(st["optimizer"])
         sched.load_state_dict(st["scheduler"])
         scaler.load_state_dict(st["scaler"])
@@ -163,11 +164,11 @@ def fit(
         last_metrics = metrics
         weights = _state_dict(model)  # collective under FSDP: every rank
         if info.is_main:
-            task.save(run_dir / "last", {**metrics, "epoch": epoch + 1})
+            task.save(run_dir / "last", {**metrics, "epoch": epoch + 1}, weights)
             if improved:
                 best_srcc = srcc if srcc == srcc else best_srcc
                 best_metrics = {**metrics, "epoch": epoch + 1}
-                task.save(run_dir / "best", best_metrics)
+                task.save(run_dir / "best", best_metrics, weights)
             save_resume_state(state_path, {
                 "meta": run_meta or {}, "model": weights, "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),

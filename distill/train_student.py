@@ -45,13 +45,15 @@ from .train_eval import predict_videos, video_metrics
 from .train_loop import FitResult
 
 # CPU demo distillation settings (tuned for the demo corpus; see benchmarks/RESULTS.md).
-DEMO = TrainConfig(epochs=8, batch_size=16, lr=5e-4, min_lr=1e-6, weight_decay=0.05,
-                   warmup_epochs=0.5, layer_decay=0.9, per_video=1, precision="fp32")
+DEMO = TrainConfig(epochs=8, batch_size=16, lr=1e-3, min_lr=1e-6, weight_decay=0.05,
+                   warmup_epochs=0.5, layer_decay=1.0, per_video=1, precision="fp32")
 # GPU: the authors' script defaults (REFERENCE section 1), lr 1e-3 scaled by batch/256.
 PAPER = TrainConfig(epochs=30, batch_size=32, lr=1e-3 * 32 / 256, min_lr=1e-6,
                     weight_decay=0.05, warmup_epochs=5, layer_decay=0.75, precision="bf16",
                     workers=8)
 STUDENT_PRESETS = {"demo": DEMO, "paper": PAPER}
+# Homologous students start from random init in the demo: LayerScale 0.1 (as the teacher).
+STUDENT_OVERRIDES = {"demo": {"init_values": 0.1}, "paper": {}}
 FROZEN_VIEWS = 4
 
 
@@ -76,9 +78,12 @@ def cotrain_freeze(teacher: nn.Module) -> None:
         blk.requires_grad_(False)
 
 
-def build_student(name: str, spec: ClipSpec, drop_path: float = 0.0) -> nn.Module:
+def build_student(name: str, spec: ClipSpec, drop_path: float = 0.0,
+                  overrides: dict | None = None) -> nn.Module:
+    """The student at the clip spec's size; `overrides` apply to InternVideo2 students only."""
+    extra = {} if name.startswith("timm:") else (overrides or {})
     return create_model(name, img_size=spec.size, num_frames=spec.num_frames,
-                        drop_path_rate=drop_path)
+                        drop_path_rate=drop_path, **extra)
 
 
 # ---------------------------------------------------------------------------- teacher cache
@@ -183,8 +188,7 @@ class StudentTask:
         return distill_loss(self.mode, s, t, None if self.mode == "label-free" else mos)
 
     def _student_scores(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.trainable(x)
-        return (out[0] if self.mode == "paper" else out)[1]
+        return self.student(x)[1]  # not the pair: evaluation needs no teacher pass
 
     def evaluate(self, split: str | None = None, model: nn.Module | None = None) -> dict:
         split = split or self.heldout
@@ -198,11 +202,15 @@ class StudentTask:
                                workers=self.cfg.workers)
         return {**video_metrics(preds, self.rows), "split": split}
 
-    def save(self, dirpath: Path, metrics: dict) -> None:
-        save_checkpoint(dirpath, D.unwrap(self.student), self.cache.spec.to_dict(),
-                        SCORE_SCALE, self.provenance, metrics)
-        if self.mode == "paper":  # the co-trained teacher, for inspection
-            save_checkpoint(dirpath.parent / f"{dirpath.name}_teacher", D.unwrap(self.teacher),
+    def save(self, dirpath: Path, metrics: dict, weights: dict) -> None:
+        paper = self.mode == "paper"
+        student = D.plain_module(self.student, D.sub_state(weights, "student.") if paper
+                                 else weights)
+        save_checkpoint(dirpath, student, self.cache.spec.to_dict(), SCORE_SCALE,
+                        self.provenance, metrics)
+        if paper:  # the co-trained teacher, for inspection
+            teacher = D.plain_module(self.teacher, D.sub_state(weights, "teacher."))
+            save_checkpoint(dirpath.parent / f"{dirpath.name}_teacher", teacher,
                             self.cache.spec.to_dict(), SCORE_SCALE,
                             {**self.provenance, "kind": "cotrained-teacher"}, metrics)
 
@@ -220,7 +228,7 @@ def finish_student(task: StudentTask, run_dir: Path, teacher_dir: Path,
         "teacher": {s: task.evaluate(s, teacher) for s in splits},
         "student": {s: task.evaluate(s, best) for s in splits},
         "best_epoch": result.best_metrics.get("epoch"),
-        "train_seconds": round(result.seconds, 2),
+        "train_seconds": round(result.seconds, 2), "epochs": len(epochs),
         "epoch_train_seconds": round(float(np.mean(epochs)), 3) if epochs else None,
         "teacher_cache_seconds": round(task.teacher_seconds, 2),
     }

@@ -58,8 +58,11 @@ PAPER = TeacherPreset(
 DEMO_CLIP = PRESETS["demo"].replace(size=56)
 DEMO = TeacherPreset(
     model="internvideo2_cpu", clip=DEMO_CLIP, drop_path=0.0,
-    train=TrainConfig(epochs=10, batch_size=16, lr=5e-4, min_lr=1e-6, weight_decay=0.05,
-                      warmup_epochs=0.5, layer_decay=0.9, per_video=1, precision="fp32"),
+    # From random init (no official weights offline): LayerScale 0.1 instead of 1e-5 so
+    # the blocks contribute from the first steps, and no layer decay.
+    model_overrides={"init_values": 0.1},
+    train=TrainConfig(epochs=8, batch_size=16, lr=1e-3, min_lr=1e-6, weight_decay=0.05,
+                      warmup_epochs=0.5, layer_decay=1.0, per_video=2, precision="fp32"),
 )
 TEACHER_PRESETS = {"paper": PAPER, "demo": DEMO}
 
@@ -103,9 +106,9 @@ class TeacherTask:
         self.last_preds = preds
         return {**video_metrics(preds, self.rows), "split": split}
 
-    def save(self, dirpath: Path, metrics: dict) -> None:
-        save_checkpoint(dirpath, D.unwrap(self.model), self.cache.spec.to_dict(), SCORE_SCALE,
-                        self.provenance, metrics)
+    def save(self, dirpath: Path, metrics: dict, weights: dict) -> None:
+        save_checkpoint(dirpath, D.plain_module(self.model, weights), self.cache.spec.to_dict(),
+                        SCORE_SCALE, self.provenance, metrics)
 
 
 def build_teacher(name: str, spec: ClipSpec, drop_path: float, init: str | None,
@@ -145,7 +148,7 @@ def finish_teacher(task: TeacherTask, run_dir: Path, result: FitResult) -> dict:
     from .checkpoint import load_checkpoint
 
     best, _ = load_checkpoint(run_dir / "best")
-    D.unwrap(task.model).load_state_dict(best.state_dict())
+    D.load_full_state(task.model, best.state_dict())
     splits = split_videos(task.rows)
     report: dict = {"kind": "teacher", "heldout": {}, "train_seconds": round(result.seconds, 2),
                     "best_epoch": result.best_metrics.get("epoch")}

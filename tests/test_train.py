@@ -32,7 +32,7 @@ from internvqa.distill.train_common import (
 SPEC_JSON = TINY_SPEC.to_json()
 TEACHER_ARGS = ["--model", "vit_tiny", "--clip-spec", SPEC_JSON, "--epochs", "2",
                 "--batch-size", "4", "--lr", "1e-3", "--warmup-epochs", "0.5",
-                "--log-every", "1", "--threads", "1", "--no-progress"]
+                "--per-video", "1", "--log-every", "1", "--threads", "1", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
