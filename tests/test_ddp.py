@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,8 +39,16 @@ def _run(root: Path, args: list[str], nproc: int | None) -> None:
     if nproc:
         base = [str(TORCHRUN), "--standalone", "--nproc_per_node", str(nproc), "-m",
                 "internvqa.distill.cli"]
-    res = subprocess.run([*base, *args], env=env, capture_output=True, text=True, timeout=240)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    # own process group, so a timeout kills torchrun's workers too (no orphaned ranks)
+    proc = subprocess.Popen([*base, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail("torchrun timed out:\n" + err[-4000:])
+    assert proc.returncode == 0, out[-2000:] + err[-4000:]
 
 
 def test_ddp_matches_single_process(setup):
