@@ -1,0 +1,59 @@
+"""The brief's layout installs as one package: editable (this checkout) and as a wheel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBPACKAGES = ("internvqa.runtime", "internvqa.distill", "internvqa.distill.models",
+               "internvqa.distill.corpus", "internvqa.export")
+
+
+def test_editable_install_maps_top_level_folders():
+    import internvqa.distill
+    import internvqa.export
+    import internvqa.runtime
+
+    assert Path(internvqa.runtime.__file__).parent == ROOT / "runtime"
+    assert Path(internvqa.distill.__file__).parent == ROOT / "distill"
+    assert Path(internvqa.export.__file__).parent == ROOT / "export"
+
+
+@pytest.mark.slow
+def test_wheel_in_a_clean_venv_imports(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(dist), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (wheel,) = dist.glob("internvqa-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "internvqa/runtime/clipspec.py" in names and "internvqa/export/cli.py" in names
+    assert not any(n.startswith(("tests/", "benchmarks/", "runtime/")) for n in names)
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with zipfile.ZipFile(wheel) as zf:  # a wheel install is an unzip into site-packages
+        zf.extractall(site)
+    # third-party dependencies come from this environment, *after* the clean venv's own
+    # site-packages, so internvqa itself can only be found in the wheel
+    deps = sysconfig.get_paths()["purelib"]
+    code = (
+        "import importlib, sys\n"
+        f"sys.path.append({deps!r})\n"
+        f"mods = [importlib.import_module(m) for m in {SUBPACKAGES!r}]\n"
+        "import internvqa.runtime.scorer, internvqa.export.cli, internvqa.distill.cli\n"
+        "print('\\n'.join(m.__file__ for m in mods))\n"
+    )
+    out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    files = out.stdout.split()
+    assert len(files) == len(SUBPACKAGES)
+    assert all(f.startswith(site) for f in files), files
