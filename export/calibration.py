@@ -27,7 +27,7 @@ HELD_OUT_SPLITS = ("test", "val", "valid", "validation")
 def video_clips(row: ManifestRow, spec: ClipSpec) -> Iterator[np.ndarray]:
     """Model inputs (1, 3, T, S, S) of one video, window by window and crop by crop."""
     with open_video(row.abspath) as source:
-        for window in iter_windows(source, spec):
+        for window in iter_windows(source, spec, crop_only=True):
             x = windows_to_input(spec, [window.clip])
             for crop in x:
                 yield crop[None]

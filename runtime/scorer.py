@@ -253,7 +253,7 @@ class WindowFeed:
     def _produce(self) -> None:
         try:
             pending: list[Window] = []
-            for w in iter_windows(self._source, self._spec):
+            for w in iter_windows(self._source, self._spec, crop_only=True):
                 pending.append(w)
                 if len(pending) == self._per:
                     self._put(("batch", pending, windows_to_input(self._spec, [p.clip for p in pending])))
@@ -310,7 +310,7 @@ class ScoreStream:
         if scorer.spec.sampling != "windows":
             raise UsageError("streaming needs a bundle with 'windows' sampling")
         self.scorer, self.fps, self.name = scorer, check_fps(fps), name
-        self._asm = WindowAssembler(scorer.spec)
+        self._asm = WindowAssembler(scorer.spec, crop_only=True)
         self._scores: list[WindowScore] = []
         self._n = 0
         self._size: tuple[int, int] | None = None

@@ -27,6 +27,7 @@ from internvqa.runtime.clipspec import (
     WindowPlan,
     WindowPlanner,
     check_frame_size,
+    crop_offsets,
     resize_rgb,
     resolve_color,
     yuv_to_rgb,
@@ -100,18 +101,26 @@ class Frame:
             return self._planes[0].shape[1], self._planes[0].shape[0]
         return self._av.width, self._av.height  # type: ignore[union-attr]
 
-    def to_rgb(self, spec: ClipSpec) -> np.ndarray:
-        """uint8 RGB, resized as the spec says (short side), not yet cropped."""
+    def to_rgb(self, spec: ClipSpec, crop_only: bool = False) -> np.ndarray:
+        """uint8 RGB, resized as the spec says (short side), not yet cropped.
+
+        `crop_only=True` (scoring, calibration: callers that only need the model input)
+        returns just the band of the frame the spec's crops cover, converting only that
+        band when no resize is involved (native-scale specs on large frames). The crops
+        taken from the band are bit-identical to those taken from the full frame.
+        """
         w, h = self.size
         out = spec.resized_size(w, h)
+        region = _crop_region(spec, w, h) if crop_only and out == (w, h) else None
         if self._rgb is not None:
-            return resize_rgb(self._rgb, out)
+            rgb = resize_rgb(self._rgb, out)
+            return _slice(rgb, region) if region else rgb
         planes, depth, fmt = self._planes, 8, self._fmt
         if planes is None:
             planes, depth, fmt = _av_planes(self._av)
             if planes is None:  # a format we don't convert natively: let swscale do it
-                rgb = self._av.to_ndarray(format="rgb24")  # type: ignore[union-attr]
-                return resize_rgb(rgb, out)
+                rgb = resize_rgb(self._av.to_ndarray(format="rgb24"), out)  # type: ignore[union-attr]
+                return _slice(rgb, region) if region else rgb
         else:
             depth = 8 if planes[0].dtype == np.uint8 else int(self._fmt_depth())
         matrix = spec.color_matrix if spec.color_matrix != "auto" else self._matrix
@@ -120,12 +129,60 @@ class Frame:
             rng = "full"
         matrix, rng = resolve_color(matrix, rng, h)
         y, u, v = planes
-        return yuv_to_rgb(y, u, v, bit_depth=depth, matrix=matrix, color_range=rng, out_size=out)
+        kw = {"bit_depth": depth, "matrix": matrix, "color_range": rng}
+        if region is not None:
+            band = _convert_region(y, u, v, region, kw)
+            if band is not None:
+                return band
+        rgb = yuv_to_rgb(y, u, v, out_size=out, **kw)
+        return _slice(rgb, region) if region else rgb
 
     def _fmt_depth(self) -> int:
         if self._fmt in _PLANAR:
             return _PLANAR[self._fmt][2]
         return 10
+
+
+def _crop_region(spec: ClipSpec, w: int, h: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the union of the spec's crops of a w x h frame."""
+    offs = crop_offsets(spec, w, h)
+    s = spec.size
+    return (min(x for x, _ in offs), min(y for _, y in offs),
+            max(x for x, _ in offs) + s, max(y for _, y in offs) + s)
+
+
+def _slice(rgb: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = region
+    return np.ascontiguousarray(rgb[y0:y1, x0:x1])
+
+
+_MARGIN = 4  # luma pixels of context around a region, so chroma interpolation sees real neighbours
+
+
+def _convert_region(y, u, v, region, kw) -> np.ndarray | None:
+    """Convert only `region` of planar YUV, exactly as the full-frame conversion would.
+
+    Exact when chroma is an integer subsampling of luma (even sizes for 4:2:0): the
+    sub-planes start on chroma-aligned offsets, so bilinear upsampling maps every pixel as
+    it does on the full plane, and a margin gives edge pixels their true neighbours.
+    Returns None when that does not hold (odd sizes): the caller converts the full frame.
+    """
+    h, w = y.shape
+    ch, cw = u.shape
+    if w % cw or h % ch:
+        return None
+    fx, fy = w // cw, h // ch
+    if fx not in (1, 2) or fy not in (1, 2):
+        return None
+    x0, y0, x1, y1 = region
+    rx0 = max(0, x0 - _MARGIN) // fx * fx
+    ry0 = max(0, y0 - _MARGIN) // fy * fy
+    rx1 = min(w, -(-(x1 + _MARGIN) // fx) * fx)
+    ry1 = min(h, -(-(y1 + _MARGIN) // fy) * fy)
+    sub = [y[ry0:ry1, rx0:rx1], u[ry0 // fy : ry1 // fy, rx0 // fx : rx1 // fx],
+           v[ry0 // fy : ry1 // fy, rx0 // fx : rx1 // fx]]
+    rgb = yuv_to_rgb(*sub, out_size=(rx1 - rx0, ry1 - ry0), **kw)
+    return np.ascontiguousarray(rgb[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0])
 
 
 def _plane_array(plane, width: int, height: int, dtype) -> np.ndarray:
@@ -545,8 +602,9 @@ class WindowAssembler:
     need, plus the latest frame (a trailing partial window may repeat it).
     """
 
-    def __init__(self, spec: ClipSpec, total_frames: int | None = None):
+    def __init__(self, spec: ClipSpec, total_frames: int | None = None, crop_only: bool = False):
         self.spec = spec
+        self.crop_only = crop_only
         if spec.sampling == "uniform":
             if not total_frames:
                 raise UsageError("uniform sampling needs the frame count; use windows sampling")
@@ -569,7 +627,7 @@ class WindowAssembler:
                     f"frame {frame.index} is {frame.size[0]}x{frame.size[1]}, earlier frames "
                     f"were {self._size[0]}x{self._size[1]}; resolution changes are not supported"
                 )
-            self._cache[frame.index] = (frame.to_rgb(self.spec), frame.time)
+            self._cache[frame.index] = (frame.to_rgb(self.spec, self.crop_only), frame.time)
         return self._cache[frame.index]
 
     def _make(self, plan: WindowPlan) -> Window:
@@ -631,12 +689,16 @@ class WindowAssembler:
         return out
 
 
-def iter_windows(source: VideoSource, spec: ClipSpec) -> Iterator[Window]:
-    """All windows of a source, streamed (memory bounded by one window's frames)."""
+def iter_windows(source: VideoSource, spec: ClipSpec, crop_only: bool = False) -> Iterator[Window]:
+    """All windows of a source, streamed (memory bounded by one window's frames).
+
+    `crop_only=True`: each window holds only the band its crops cover (see
+    `Frame.to_rgb`); `windows_to_input` gives the same model input either way.
+    """
     total = source.info.num_frames
     if spec.sampling == "uniform" and isinstance(source, PyAVSource):
         total = source.count_frames()
-    asm = WindowAssembler(spec, total)
+    asm = WindowAssembler(spec, total, crop_only=crop_only)
     for frame in source.frames():
         yield from asm.push(frame)
     yield from asm.finish()

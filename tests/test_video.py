@@ -148,3 +148,28 @@ def test_uniform_sampling_on_a_file(small_video):
     spec = ClipSpec(sampling="uniform", num_frames=4, size=64, resize_short=None)
     (w,) = read_windows(small_video, spec)
     assert w.frame_indices == (5, 15, 25, 35)
+
+
+@pytest.mark.parametrize("crop", ["center", "three"])
+@pytest.mark.parametrize(("pix_fmt", "codec", "size"), [
+    ("yuv420p", "libx264", (200, 120)), ("yuv420p10le", "libx265", (120, 200)),
+    ("yuv444p", "libx264", (150, 90)), ("yuv420p", "ffv1", (131, 77)),
+])
+def test_crop_only_conversion_gives_identical_model_input(tmp_path, crop, pix_fmt, codec, size):
+    """Scoring converts only the cropped band; the model input must not change by a bit."""
+    from internvqa.runtime.clipspec import windows_to_input
+
+    w, h = size
+    opts = {"crf": "20"} if codec != "ffv1" else {}
+    if codec == "libx265":
+        opts["x265-params"] = "log-level=error"
+    path = write_video(tmp_path / "v.mkv", moving_frames(9, w, h, seed=5), codec=codec,
+                       pix_fmt=pix_fmt, options=opts)
+    spec = ClipSpec(num_frames=2, frame_stride=2, size=57, resize_short=None, crop=crop)
+    with open_video(path) as src:
+        full = list(iter_windows(src, spec))
+    with open_video(path) as src:
+        band = list(iter_windows(src, spec, crop_only=True))
+    assert band[0].clip.shape[1:3] != full[0].clip.shape[1:3] or crop == "three"
+    for a, b in zip(full, band, strict=True):
+        np.testing.assert_array_equal(windows_to_input(spec, [a.clip]), windows_to_input(spec, [b.clip]))
