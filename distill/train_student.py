@@ -45,7 +45,7 @@ from .train_eval import predict_videos, video_metrics
 from .train_loop import FitResult
 
 # CPU demo distillation settings (tuned for the demo corpus; see benchmarks/RESULTS.md).
-DEMO = TrainConfig(epochs=8, batch_size=16, lr=1e-3, min_lr=1e-6, weight_decay=0.05,
+DEMO = TrainConfig(epochs=5, batch_size=16, lr=1e-3, min_lr=1e-6, weight_decay=0.05,
                    warmup_epochs=0.5, layer_decay=1.0, per_video=1, precision="fp32")
 # GPU: the authors' script defaults (REFERENCE section 1), lr 1e-3 scaled by batch/256.
 PAPER = TrainConfig(epochs=30, batch_size=32, lr=1e-3 * 32 / 256, min_lr=1e-6,

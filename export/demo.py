@@ -174,7 +174,7 @@ def _summary(work: Path, bundle: Path, teacher: Path, student: Path, out: Path,
         click.echo(f"{name[:34]:<34} {f(srcc, 3):>7} {f(plcc, 3):>7} {f(ms, 1):>9} {f(mb, 1):>8}")
     pooled = score.get("pooled_metrics", {}).get("internvqa", {})
     click.echo("")
-    click.echo(f"held-out video scored: {score.get('input', {}).get('path', '?')} -> "
+    click.echo(f"held-out video scored: {score.get('input', {}).get('name', '?')} -> "
                f"mean {pooled.get('mean', float('nan')):.1f} / 100")
     click.echo(f"artefacts: corpus {work / 'corpus' / 'demo'}, teacher {teacher}, "
                f"student {student}, bundle {bundle} ({_size_mb(bundle):.0f} MB), "

@@ -187,6 +187,13 @@ class EngineRef:
         name = self.path.name if self.path.name not in ("", ".") else str(self.path)
         if self.path.is_file():
             name = f"{self.path.parent.name}/{self.path.name}"
+        elif self.kind == "checkpoint":
+            # runs keep their checkpoints in best/ and last/: name them by their architecture
+            try:
+                cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+                name = str(cfg["model"]["architecture"])
+            except (OSError, ValueError, KeyError, TypeError):
+                name = f"{self.path.parent.name}/{self.path.name}"
         return f"{name}:{self.precision}" if self.precision else name
 
 
