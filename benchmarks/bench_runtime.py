@@ -82,7 +82,8 @@ def _windows(video: Path, spec, to_tensor: bool) -> tuple[int, int, float]:
     t = time.perf_counter()
     windows = 0
     with PyAVSource(video) as src:
-        for w in iter_windows(src, spec):
+        # crop_only: the band the crops need, as the scorer converts it
+        for w in iter_windows(src, spec, crop_only=True):
             if to_tensor:
                 windows_to_input(spec, [w.clip])
             windows += 1

@@ -287,13 +287,21 @@ def train_loader(ds: Dataset, batch_size: int, seed: int, epoch: int, workers: i
     g = torch.Generator().manual_seed(seed * 1000003 + epoch)
     return DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       worker_init_fn=seed_worker, generator=g, drop_last=False,
-                      persistent_workers=False)
+                      persistent_workers=False, multiprocessing_context=_worker_context(workers))
 
 
 def eval_loader(ds: Dataset, batch_size: int, workers: int = 0, rank: int = 0,
                 world: int = 1) -> DataLoader:
     return DataLoader(ds, batch_size=batch_size, sampler=ShardSampler(len(ds), rank, world),
-                      num_workers=workers, worker_init_fn=seed_worker)
+                      num_workers=workers, worker_init_fn=seed_worker,
+                      multiprocessing_context=_worker_context(workers))
+
+
+def _worker_context(workers: int) -> str | None:
+    """Workers start from a forkserver, not a fork of this process: a fork inherits the
+    parent's OpenMP/OpenCV/ONNX Runtime thread pools mid-state and can deadlock (seen
+    here). The datasets re-open their memory map in the worker, so startup stays cheap."""
+    return "forkserver" if workers > 0 else None
 
 
 def split_videos(rows: Sequence[ManifestRow]) -> dict[str, list[int]]:

@@ -43,6 +43,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+# The per-frame OpenCV calls here are small; OpenCV's own thread pool buys little and is
+# not fork-safe (a DataLoader worker forked after the parent used it can deadlock; seen
+# here). Parallelism comes from FFmpeg's decoder threads and from scoring threads.
+cv2.setNumThreads(1)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -290,7 +295,7 @@ def resolve_color(matrix: str, rng: str, height: int) -> tuple[str, str]:
 
 
 def _resize_plane(plane: np.ndarray, w: int, h: int) -> np.ndarray:
-    """Resize one plane (uint8/uint16) to (w, h) and return float32.
+    """Resize one plane (uint8/uint16/float32) to (w, h), keeping its dtype.
 
     Downscaling halves with area averaging while the plane is at least twice the target
     (OpenCV's fast integer path), then finishes the last (< 2x) step bilinearly: close to
@@ -298,15 +303,39 @@ def _resize_plane(plane: np.ndarray, w: int, h: int) -> np.ndarray:
     luma plane). Upscaling (chroma, small videos) is bilinear.
     """
     ph, pw = plane.shape[:2]
+    if (pw, ph) == (w, h):
+        return plane
+    if plane.dtype not in (np.uint8, np.uint16, np.float32):
+        plane = plane.astype(np.float32)
+    while pw >= 2 * w and ph >= 2 * h:
+        pw, ph = pw // 2, ph // 2
+        plane = cv2.resize(plane, (pw, ph), interpolation=cv2.INTER_AREA)
     if (pw, ph) != (w, h):
-        if plane.dtype not in (np.uint8, np.uint16, np.float32):
-            plane = plane.astype(np.float32)
-        while pw >= 2 * w and ph >= 2 * h:
-            pw, ph = pw // 2, ph // 2
-            plane = cv2.resize(plane, (pw, ph), interpolation=cv2.INTER_AREA)
-        if (pw, ph) != (w, h):
-            plane = cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR)
-    return plane.astype(np.float32)
+        plane = cv2.resize(plane, (w, h), interpolation=cv2.INTER_LINEAR)
+    return plane
+
+
+def _yuv_matrix(matrix: str, color_range: str, bit_depth: int) -> np.ndarray:
+    """3x4 affine map from (Y, U, V) code values to RGB on 0..255 (for `cv2.transform`)."""
+    if matrix not in _LUMA_COEFFS:
+        raise ValueError(f"matrix must be bt601 or bt709, got {matrix!r}")
+    scale = float(1 << (bit_depth - 8))
+    if color_range == "limited":
+        ay, ac, y0, c0 = 255.0 / (219.0 * scale), 255.0 / (224.0 * scale), 16.0 * scale, 128.0 * scale
+    elif color_range == "full":
+        peak = float((1 << bit_depth) - 1)
+        ay, ac, y0, c0 = 255.0 / peak, 255.0 / peak, 0.0, float(1 << (bit_depth - 1))
+    else:
+        raise ValueError(f"color_range must be limited or full, got {color_range!r}")
+    kr, kb = _LUMA_COEFFS[matrix]
+    kg = 1.0 - kr - kb
+    m = np.array([
+        [ay, 0.0, (2.0 - 2.0 * kr) * ac],
+        [ay, -(kb * (2.0 - 2.0 * kb) / kg) * ac, -(kr * (2.0 - 2.0 * kr) / kg) * ac],
+        [ay, (2.0 - 2.0 * kb) * ac, 0.0],
+    ])
+    offset = -(m @ np.array([y0, c0, c0]))
+    return np.hstack([m, offset[:, None]])
 
 
 def yuv_to_rgb(
@@ -322,34 +351,17 @@ def yuv_to_rgb(
     """Planar YUV (any chroma subsampling, 8-16 bit) -> uint8 RGB (h, w, 3).
 
     `out_size` (w, h) resizes each plane before the conversion (exact up to rounding,
-    because resizing and the YUV->RGB matrix are both linear).
+    because resizing and the YUV->RGB matrix are both linear). The conversion is one
+    affine `cv2.transform` pass (saturating to 0..255).
     """
-    if matrix not in _LUMA_COEFFS:
-        raise ValueError(f"matrix must be bt601 or bt709, got {matrix!r}")
+    m = _yuv_matrix(matrix, color_range, bit_depth)
     h, w = y.shape[:2]
     ow, oh = out_size or (w, h)
-    yf = _resize_plane(y, ow, oh)
-    uf = _resize_plane(u, ow, oh)
-    vf = _resize_plane(v, ow, oh)
-    scale = float(1 << (bit_depth - 8))
-    if color_range == "limited":
-        yf = (yf - 16.0 * scale) * (1.0 / (219.0 * scale))
-        uf = (uf - 128.0 * scale) * (1.0 / (224.0 * scale))
-        vf = (vf - 128.0 * scale) * (1.0 / (224.0 * scale))
-    elif color_range == "full":
-        peak = float((1 << bit_depth) - 1)
-        yf = yf * (1.0 / peak)
-        uf = (uf - float(1 << (bit_depth - 1))) * (1.0 / peak)
-        vf = (vf - float(1 << (bit_depth - 1))) * (1.0 / peak)
-    else:
-        raise ValueError(f"color_range must be limited or full, got {color_range!r}")
-    kr, kb = _LUMA_COEFFS[matrix]
-    kg = 1.0 - kr - kb
-    r = yf + (2.0 - 2.0 * kr) * vf
-    b = yf + (2.0 - 2.0 * kb) * uf
-    g = yf - (kr * (2.0 - 2.0 * kr) / kg) * vf - (kb * (2.0 - 2.0 * kb) / kg) * uf
-    rgb = cv2.merge((r, g, b))
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    planes = [_resize_plane(np.asarray(p), ow, oh) for p in (y, u, v)]
+    if all(p.dtype == np.uint8 for p in planes):
+        return cv2.transform(cv2.merge(planes), m)
+    yuv = cv2.merge([p.astype(np.float32) for p in planes])
+    return np.clip(cv2.transform(yuv, m) + 0.5, 0, 255).astype(np.uint8)
 
 
 def rgb_to_yuv(
@@ -380,8 +392,7 @@ def resize_rgb(rgb: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     h, w = rgb.shape[:2]
     if (w, h) == tuple(out_size):
         return rgb
-    out = _resize_plane(rgb, *out_size)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return _resize_plane(rgb, *out_size)
 
 
 # ---- crops and normalisation -----------------------------------------------------------
@@ -405,14 +416,25 @@ def crop_clip(spec: ClipSpec, clip: np.ndarray) -> np.ndarray:
     return np.stack([clip[:, y : y + s, x : x + s] for x, y in crop_offsets(spec, w, h)])
 
 
+def _normalize_lut(spec: ClipSpec) -> np.ndarray:
+    """(3, 256) float32: (v / 255 - mean) / std for every uint8 value of each channel."""
+    v = np.arange(256, dtype=np.float64) / 255.0
+    return np.stack([(v - m) / s for m, s in zip(spec.mean, spec.std, strict=True)]).astype(
+        np.float32
+    )
+
+
 def normalize(spec: ClipSpec, clips: np.ndarray) -> np.ndarray:
     """(N, T, size, size, 3) uint8 -> (N, 3, T, size, size) float32 model input."""
     if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
         raise ValueError(f"expected (N, T, H, W, 3) uint8 clips, got {clips.shape} {clips.dtype}")
-    scale = (1.0 / (255.0 * np.asarray(spec.std, dtype=np.float32))).astype(np.float32)
-    shift = (-np.asarray(spec.mean, dtype=np.float32) / np.asarray(spec.std, dtype=np.float32))
-    x = clips.astype(np.float32) * scale + shift.astype(np.float32)
-    return np.ascontiguousarray(x.transpose(0, 4, 1, 2, 3))
+    lut = _normalize_lut(spec)
+    planar = np.ascontiguousarray(clips.transpose(0, 4, 1, 2, 3))  # cheap: still uint8
+    out = np.empty(planar.shape, dtype=np.float32)
+    for c in range(3):  # one table lookup per channel (cv2.LUT): exact and ~5x numpy's speed
+        src = planar[:, c].reshape(-1, planar.shape[-1])
+        out[:, c] = cv2.LUT(src, lut[c]).reshape(out.shape[0], *out.shape[2:])
+    return out
 
 
 def windows_to_input(spec: ClipSpec, windows: Sequence[np.ndarray]) -> np.ndarray:
