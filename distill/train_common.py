@@ -29,20 +29,14 @@ import torch
 import torch.nn as nn
 
 from internvqa.runtime.atomic import atomic_write_bytes
+from internvqa.runtime.bundle import DEFAULT_SCORE_SCALE
 from internvqa.runtime.errors import CheckpointError, UsageError
 
 from .data import work_dir
 
-SCORE_SCALE = {
-    "name": "MOS",
-    "min": 0.0,
-    "max": 100.0,
-    "multiplier": 100.0,
-    "offset": 0.0,
-    "higher_is_better": True,
-    "description": "Predicted mean opinion score on 0-100 (the model outputs MOS/100; "
-    "score = 100 * output). Trained on the manifest's MOS column.",
-}
+# The one score-scale definition lives with the bundle format (runtime); checkpoints carry
+# the same dict so export copies it unchanged.
+SCORE_SCALE = DEFAULT_SCORE_SCALE
 
 
 @dataclass
