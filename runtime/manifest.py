@@ -70,19 +70,25 @@ def _fmt_num(v: float | int | None) -> str:
     return repr(float(v)) if isinstance(v, float) else str(v)
 
 
-def _parse_float(text: str, column: str, where: str, allow_empty: bool = True) -> float | None:
+def parse_number(text: str, what: str, where: str, allow_empty: bool = False) -> float | None:
+    """A finite float from a manifest or score-file field, else a one-line ManifestError
+    naming the place (`where`) and the field (`what`)."""
     text = text.strip()
     if text == "":
         if allow_empty:
             return None
-        raise ManifestError(f"{where}: empty {column!r}")
+        raise ManifestError(f"{where}: empty {what}")
     try:
         v = float(text)
     except ValueError:
-        raise ManifestError(f"{where}: {column!r} is not a number: {text!r}") from None
+        raise ManifestError(f"{where}: {what} is not a number: {text!r}") from None
     if not math.isfinite(v):
-        raise ManifestError(f"{where}: {column!r} is not finite: {text!r}")
+        raise ManifestError(f"{where}: {what} is not finite: {text!r}")
     return v
+
+
+def _parse_float(text: str, column: str, where: str, allow_empty: bool = True) -> float | None:
+    return parse_number(text, repr(column), where, allow_empty)
 
 
 def _parse_int(text: str, column: str, where: str) -> int | None:

@@ -20,13 +20,17 @@ raises ManifestError naming the file and line number. Videos are checked to exis
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from internvqa.runtime.errors import ManifestError
-from internvqa.runtime.manifest import ManifestRow, check_videos_exist, write_manifest
+from internvqa.runtime.manifest import (
+    ManifestRow,
+    check_videos_exist,
+    parse_number,
+    write_manifest,
+)
 
 __all__ = ["BVI_HD_TEST_SOURCES", "WATERLOO4K_TEST_VIDEOS", "import_bvi_hd", "import_waterloo4k"]
 
@@ -60,16 +64,6 @@ def _records(path: Path, n_fields: int) -> Iterator[tuple[int, list[str]]]:
         yield lineno, fields
 
 
-def _number(text: str, what: str, where: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ManifestError(f"{where}: {what} is not a number: {text!r}") from None
-    if not math.isfinite(v):
-        raise ManifestError(f"{where}: {what} is not finite: {text!r}")
-    return v
-
-
 def _level(text: str) -> float | None:
     """A distortion level as a number when it is one (QP/CRF), else None."""
     try:
@@ -93,7 +87,7 @@ def import_bvi_hd(root: str | os.PathLike, out_manifest: str | os.PathLike, chec
     rows = []
     for lineno, (original, name, dmos, encoder, level) in _records(score_file, 5):
         where = f"{score_file}:{lineno}"
-        value = _number(dmos, "DMOS", where)
+        value = parse_number(dmos, "DMOS", where)
         rows.append(ManifestRow(
             path=str(root / encoder / name), mos=value, source=original, codec=encoder,
             crf=_level(level), split="test" if original in BVI_HD_TEST_SOURCES else "train",
@@ -109,7 +103,7 @@ def import_waterloo4k(root: str | os.PathLike, out_manifest: str | os.PathLike, 
     rows = []
     for lineno, (encoder, number, resolution, level, mos) in _records(score_file, 5):
         where = f"{score_file}:{lineno}"
-        num = _number(number, "video_number", where)
+        num = parse_number(number, "video_number", where)
         if not num.is_integer() or num < 0:
             raise ManifestError(f"{where}: video_number must be a whole number: {number!r}")
         if resolution not in _WATERLOO_RES:
@@ -117,7 +111,7 @@ def import_waterloo4k(root: str | os.PathLike, out_manifest: str | os.PathLike, 
         res = _WATERLOO_RES[resolution]
         n = int(num)
         rows.append(ManifestRow(
-            path=str(root / encoder / f"{n:02d}" / f"{res}_{level}.mp4"), mos=_number(mos, "MOS", where),
+            path=str(root / encoder / f"{n:02d}" / f"{res}_{level}.mp4"), mos=parse_number(mos, "MOS", where),
             source=f"video{n:02d}", codec=encoder, crf=_level(level), resolution=res, split="test" if n in WATERLOO4K_TEST_VIDEOS else "train",
             extra={"distortion_level": level},
         ))
