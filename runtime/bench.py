@@ -244,59 +244,19 @@ def preflight(refs: Sequence[EngineRef], verify: bool = True) -> None:
             load_bundle(ref.path, precision=ref.precision, verify=verify)
 
 
-class TorchBackend:
-    """A PyTorch model as a `Backend`: (B, 3, T, S, S) -> (score, feature), no grad."""
-
-    def __init__(self, model: Any, device: str):
-        import torch
-
-        self._torch, self.model, self.device = torch, model, device
-        self.name = "pytorch"
-        self.providers = [f"torch {torch.__version__} {device}"]
-        self.max_batch: int | None = None
-
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        torch = self._torch
-        with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-            out = self.model(t)
-            feature, score = out if isinstance(out, tuple) else (None, out)
-            if self.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            score = score.float().reshape(x.shape[0]).cpu().numpy()
-            feature = (feature.float().reshape(x.shape[0], -1).cpu().numpy()
-                       if feature is not None else np.zeros((x.shape[0], 0), np.float32))
-        return score, feature
-
-
 def torch_backend(checkpoint: str | os.PathLike, device: str = "auto",
-                  threads: int | None = None) -> tuple[TorchBackend, Bundle]:
-    """Load a project checkpoint with PyTorch (imported here only) as a backend + pseudo-bundle.
+                  threads: int | None = None) -> tuple[Any, Bundle]:
+    """A project checkpoint run with PyTorch, as a backend + pseudo-bundle.
 
-    The pseudo-bundle carries the checkpoint's clip spec and score scale, so a `Scorer` over
-    it scores videos exactly as the exported bundle would.
+    The PyTorch side lives in `internvqa.distill.torch_backend` (runtime never imports
+    torch); it is imported only here, when a checkpoint is benchmarked.
     """
     try:
-        import torch
-
-        from internvqa.distill.checkpoint import load_checkpoint
+        from internvqa.distill.torch_backend import load_torch_backend
     except ImportError as exc:
         raise UsageError(f"benchmarking a PyTorch checkpoint needs torch ({exc.name} missing); "
                          "install the train extra") from None
-    if threads:
-        torch.set_num_threads(int(threads))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda asked for, but torch sees no CUDA GPU")
-    model, config = load_checkpoint(checkpoint, map_location=device)
-    spec = ClipSpec.from_dict(config["clip_spec"])
-    meta = {"model": config.get("model", {}), "source_checkpoint": str(checkpoint),
-            "provenance": config.get("provenance", {}), "metrics": config.get("metrics", {})}
-    name = str(config.get("model", {}).get("architecture", "checkpoint"))
-    meta["model"] = {"name": name, **meta["model"]}
-    bundle = Bundle(Path(checkpoint), meta, spec, config["score_scale"], "pytorch")
-    return TorchBackend(model, device), bundle
+    return load_torch_backend(checkpoint, device, threads)
 
 
 def open_engine(ref: EngineRef, device: str = "auto", threads: int | None = None,
