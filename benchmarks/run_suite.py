@@ -16,7 +16,9 @@ calling the project's CLIs as subprocesses with argument lists):
                the CPU; TensorRT plan and PyTorch CUDA only where a GPU exists (else
                skipped with the reason). The feature baseline is fitted once on the train
                split (saved to <work>/bench/baseline.json) and appears in every bench.
-6. ablation    `benchmarks/ablation_distill.py`'s JSON, read if present, else run.
+6. ablation    `benchmarks/ablation_distill.py --teacher <the teacher of step 2>`: labels,
+               paper, frozen, label-free students of vit_s, same budget; its JSON is
+               reused only if it was made from this teacher and manifest
 7. report      `benchmarks/out/suite.json` and the `## Benchmark suite (CPU)` section of
                `benchmarks/RESULTS.md` (only the text between the suite markers is
                replaced): date, machine, versions, exact commands, tables.
@@ -141,6 +143,31 @@ class Suite:
                  timeout=self.args.train_timeout)
         return d if (d / "config.json").is_file() else None
 
+    def ensure_ablation(self, teacher: Path | None) -> dict | None:
+        """The four distillation modes, each from the suite's own teacher, same budget.
+
+        A saved ablation JSON is reused only when it was made from this teacher and this
+        manifest; anything else would pair the table with another run's models.
+        """
+        out = Path(self.args.work) / "bench" / "ablation_distill.json"
+        if out.is_file():
+            old = json.loads(out.read_text())
+            if teacher is not None and old.get("teacher") == str(teacher) and \
+                    old.get("manifest") == str(self.manifest):
+                self.reuse("ablation", out)
+                return old
+        if teacher is None:
+            self.skip("ablation", "no teacher checkpoint to distil from")
+            return None
+        if self.args.no_build:
+            self.skip("ablation", "--no-build and no ablation JSON for this teacher")
+            return None
+        script = REPO / "benchmarks" / "ablation_distill.py"
+        self.run("ablation", [sys.executable, str(script), "--manifest", str(self.manifest),
+                              "--teacher", str(teacher), "--work", str(self.args.work),
+                              "--json", str(out)], timeout=self.args.train_timeout)
+        return json.loads(out.read_text()) if out.is_file() else None
+
     def bundle_dir(self) -> Path | None:
         for d in (self.work / "bundles" / "latest", self.work / "bundles" / "vit_s"):
             if (d / "bundle.json").is_file():
@@ -243,6 +270,24 @@ def _f(v: Any, d: int = 3) -> str:
     return str(v)
 
 
+def render_ablation(ab: dict[str, Any]) -> list[str]:
+    """The ablation JSON as a markdown table (held-out SRCC/PLCC per mode) + speed-up."""
+    lines = [f"Distillation ablation (`benchmarks/ablation_distill.py`, student {ab.get('student')}, "
+             f"teacher `{ab.get('teacher')}`, seed {ab.get('seed')}; same epochs, batch and lr "
+             "for every mode):", "",
+             "| model | mode | val SRCC | test SRCC | val PLCC | test PLCC | s/epoch | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in ab.get("rows", []):
+        lines.append(f"| {r.get('model')} | {r.get('mode')} | {_f(r.get('val_srcc'))} | "
+                     f"{_f(r.get('test_srcc'))} | {_f(r.get('val_plcc_linear'))} | "
+                     f"{_f(r.get('test_plcc_linear'))} | {_f(r.get('epoch_train_seconds'), 1)} | "
+                     f"{_f(r.get('wall_seconds'), 0)} |")
+    if "frozen_speedup_per_epoch" in ab:
+        lines += ["", f"Frozen-teacher speed-up: x{ab['frozen_speedup_per_epoch']} per epoch, "
+                      f"x{ab['frozen_speedup_with_cache']} including the one-time teacher cache."]
+    return lines
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [BEGIN, "## Benchmark suite (CPU)", "",
@@ -283,8 +328,7 @@ def render(report: dict[str, Any]) -> str:
     for text in report.get("ratios", []):
         lines += ["", text]
     if report.get("ablation") is not None:
-        lines += ["", "Distillation ablation (`benchmarks/ablation_distill.py`):", "", "```",
-                  json.dumps(report["ablation"], indent=1)[:3000], "```"]
+        lines += ["", *render_ablation(report["ablation"])]
     skipped = [s for s in report["steps"] if s["status"] in ("skipped", "failed")]
     if skipped:
         lines += ["", "Not run:"]
@@ -396,23 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     if baseline is None and have_corpus:
         baseline = s.baseline_only(bundle, students.get("vit_s"))
 
-    ablation = None
-    for cand in (OUT / "ablation_distill.json", Path(args.work) / "bench" / "ablation_distill.json"):
-        if cand.is_file():
-            ablation = json.loads(cand.read_text())
-            s.reuse("ablation", cand)
-            break
-    else:
-        script = REPO / "benchmarks" / "ablation_distill.py"
-        if not script.is_file():
-            s.skip("ablation", "benchmarks/ablation_distill.py is not in the repository yet")
-        elif args.no_build:
-            s.skip("ablation", "--no-build and no ablation JSON found")
-        else:
-            s.run("ablation", [sys.executable, str(script)], timeout=args.train_timeout)
-            if (OUT / "ablation_distill.json").is_file():
-                ablation = json.loads((OUT / "ablation_distill.json").read_text())
-
+    ablation = s.ensure_ablation(teacher) if have_corpus else None
     ratios = []
     by_key = {e["key"]: e for e in engines}
     t = by_key.get("teacher")

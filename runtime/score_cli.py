@@ -137,17 +137,21 @@ def _log_name(log_dir: Path, path: str, used: set[str]) -> Path:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Batch CSV, appended per input.")
 @click.option("--resume", is_flag=True, help="Continue an existing --csv, skipping scored inputs.")
 @click.option("--retry-failed", is_flag=True, help="With --resume, score inputs that failed before.")
-@click.option("--threads", type=click.IntRange(min=1), help="Engine intra-op threads.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Engine intra-op threads [auto: the cores left after the decoder's].")
+@click.option("--decode-threads", type=click.IntRange(min=1),
+              help="FFmpeg decoder threads per input [auto: 1 up to 4 cores, else cores/4].")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Inputs decoded ahead of inference (threads).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Windows per engine call [4].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Windows per engine call [1 on CPU, 4 on GPU].")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True),
               help="Give up on an input after this many seconds (recorded as an error).")
 @click.option("--max-frames", type=click.IntRange(min=1),
               help="Give up on an input with more frames than this (recorded as an error).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_out, log_dir,
-          csv_path, resume, retry_failed, threads, workers, batch_size, max_seconds, max_frames,
+          csv_path, resume, retry_failed, threads, decode_threads, workers, batch_size,
+          max_seconds, max_frames,
           no_progress) -> int:
     """Score compressed-video quality (0-100, higher is better) with an InternVQA bundle."""
     from internvqa.runtime.scorer import Scorer
@@ -157,7 +161,8 @@ def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_
             raise UsageError("pipe mode (-) takes no --manifest, --csv, --resume or --log-dir")
         if size is None:
             raise UsageError("reading raw frames from stdin needs --size WxH")
-        scorer = Scorer(resolve_bundle(bundle), precision, device, threads, batch_size)
+        scorer = Scorer(resolve_bundle(bundle), precision, device, threads, batch_size,
+                        decode_threads=decode_threads)
         return pipe_mode(scorer, size, pix_fmt or "yuv420p", fps or 25.0, json_out)
     if "-" in inputs:
         raise UsageError("- (stdin) must be the only input")
@@ -177,7 +182,7 @@ def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_
         if not read_complete_lines(cp):
             atomic_write_text(cp, csv_header() + "\n")
     scorer = Scorer(resolve_bundle(bundle), precision, device, threads, batch_size,
-                    max_seconds=max_seconds, max_frames=max_frames)
+                    max_seconds=max_seconds, max_frames=max_frames, decode_threads=decode_threads)
     if scorer.bundle.note:
         click.echo(f"note: {scorer.bundle.note}", err=True)
     todo = [p for p in paths if p not in done]
@@ -205,7 +210,8 @@ def run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, wor
             return False
         t0 = time.perf_counter()
         try:
-            source = open_video(path, size=size, pix_fmt=pix_fmt, fps=fps)
+            source = open_video(path, size=size, pix_fmt=pix_fmt, fps=fps,
+                                decode_threads=scorer.decode_threads)
             ahead.append((path, t0, source, scorer.start(source, name=path), None))
         except Exception as exc:  # noqa: BLE001 - recorded per input, batch goes on
             ahead.append((path, t0, None, None, _describe(exc)))

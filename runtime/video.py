@@ -253,7 +253,9 @@ class VideoSource:
 class PyAVSource(VideoSource):
     """Any container/codec PyAV (FFmpeg) decodes, `.y4m` included."""
 
-    def __init__(self, path: str | os.PathLike, threads: bool = True):
+    def __init__(self, path: str | os.PathLike, threads: bool | int = True):
+        """`threads`: True lets FFmpeg pick (frame + slice threads on every core), an int
+        caps the decoder at that many threads (1: decode in the calling thread only)."""
         import av
 
         self.path = Path(path)
@@ -271,12 +273,17 @@ class PyAVSource(VideoSource):
             self._container.close()
             raise VideoError(f"{self.path}: has no video stream")
         self._stream = self._container.streams.video[0]
-        if threads:
-            self._stream.thread_type = "AUTO"
         cc = self._stream.codec_context
         if cc is None:  # a codec id FFmpeg has no decoder for (e.g. a corrupted codec tag)
             self._container.close()
             raise VideoError(f"{self.path}: video stream has an unknown or unsupported codec")
+        if threads is True:
+            self._stream.thread_type = "AUTO"
+        elif threads and int(threads) > 1:
+            self._stream.thread_type = "AUTO"
+            cc.thread_count = int(threads)
+        elif threads is not False:
+            cc.thread_count = 1
         w, h = int(cc.width or 0), int(cc.height or 0)
         try:
             check_frame_size(w, h)
@@ -560,8 +567,11 @@ def open_video(
     size: tuple[int, int] | None = None,
     pix_fmt: str | None = None,
     fps: float | None = None,
+    decode_threads: int | None = None,
 ) -> VideoSource:
-    """Open a video file; `.yuv` (or `size` given) means headerless raw frames."""
+    """Open a video file; `.yuv` (or `size` given) means headerless raw frames.
+
+    `decode_threads` caps FFmpeg's decoder threads (None: FFmpeg picks)."""
     p = str(path)
     if p == "-":
         if size is None:
@@ -571,7 +581,7 @@ def open_video(
         if size is None:
             raise UsageError(f"{p}: raw .yuv input needs --size WxH (and --pix-fmt if not yuv420p)")
         return RawYUVSource(p, size[0], size[1], pix_fmt or "yuv420p", 25.0 if fps is None else fps)
-    return PyAVSource(p)
+    return PyAVSource(p, threads=True if decode_threads is None else decode_threads)
 
 
 # ---- windows ---------------------------------------------------------------------------

@@ -269,3 +269,41 @@ def test_suite_replaces_only_its_own_results_section(tmp_path):
     text = md.read_text()
     assert "keep me\n" in text and "keep me too" in text
     assert "second" in text and "first" not in text and text.count(suite.BEGIN) == 1
+
+
+def _load_suite():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_suite", REPO / "benchmarks" / "run_suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    return suite
+
+
+def test_suite_ablation_table_has_every_mode_and_the_speedup():
+    suite = _load_suite()
+    ab = {"student": "vit_s", "teacher": "w/t/best", "seed": 0,
+          "rows": [{"model": "teacher", "mode": "-", "val_srcc": 0.9, "test_srcc": 0.88},
+                   *({"model": "vit_s", "mode": m, "val_srcc": 0.1 * i, "test_srcc": 0.2 * i,
+                      "epoch_train_seconds": 3.0 + i, "wall_seconds": 40 + i}
+                     for i, m in enumerate(("labels", "paper", "frozen", "label-free")))],
+          "frozen_speedup_per_epoch": 1.5, "frozen_speedup_with_cache": 1.2}
+    lines = suite.render_ablation(ab)
+    body = [line for line in lines if line.startswith("| vit_s")]
+    assert [line.split(" | ")[1] for line in body] == ["labels", "paper", "frozen", "label-free"]
+    assert "| 0.400 |" in body[2] and "x1.5 per epoch" in "\n".join(lines)
+
+
+def test_suite_reuses_an_ablation_only_from_the_same_teacher(tmp_path):
+    import argparse
+
+    suite = _load_suite()
+    args = argparse.Namespace(work=str(tmp_path), corpus=str(tmp_path / "c"), no_build=True,
+                              train_timeout=1, step_timeout=1, verbose=False)
+    s = suite.Suite(args)
+    (tmp_path / "bench").mkdir()
+    saved = {"teacher": str(tmp_path / "t1"), "manifest": str(s.manifest), "rows": []}
+    (tmp_path / "bench" / "ablation_distill.json").write_text(json.dumps(saved))
+    assert s.ensure_ablation(tmp_path / "t1") == saved
+    assert s.ensure_ablation(tmp_path / "t2") is None  # another teacher: not reused
+    assert s.steps[-1]["status"] == "skipped"

@@ -116,3 +116,36 @@ def test_nonfinite_model_output_is_rejected(tmp_path, small_video):
     assert windows[0].score is None and windows[0].flags == ("nonfinite",)
     with pytest.raises(ModelOutputError, match="NaN/inf"):
         Scorer(bundle).score_file(small_video)
+
+
+@pytest.mark.parametrize("cores,expected", [(1, (1, 1)), (2, (1, 1)), (4, (1, 3)),
+                                            (8, (2, 6)), (16, (4, 12))])
+def test_cores_are_split_between_decoder_and_engine(cores, expected):
+    from internvqa.runtime.scorer import pipeline_threads
+
+    assert pipeline_threads(cores) == expected
+
+
+def test_decoder_threads_reach_ffmpeg(small_video):
+    from internvqa.runtime.video import PyAVSource
+
+    with PyAVSource(small_video, threads=1) as one, PyAVSource(small_video, threads=3) as three:
+        assert one._stream.codec_context.thread_count == 1
+        assert three._stream.codec_context.thread_count == 3
+        assert len(list(one.frames())) == len(list(three.frames())) > 0
+
+
+def test_cpu_scorer_defaults_to_one_window_batches_and_split_threads(runtime_bundle, small_video):
+    from internvqa.runtime.scorer import DEFAULT_BATCH, available_cores, pipeline_threads
+
+    s = Scorer(runtime_bundle, backend="cpu")
+    assert s.batch_size == 1 < DEFAULT_BATCH
+    assert s.decode_threads == pipeline_threads(available_cores())[0]
+    assert Scorer(runtime_bundle, backend="cpu", batch_size=3, decode_threads=2).decode_threads == 2
+    with pytest.raises(Exception, match="decode_threads"):
+        Scorer(runtime_bundle, decode_threads=0)
+    # same scores whatever the batch and thread split
+    a = _scores(s.score_file(small_video))
+    b = _scores(Scorer(runtime_bundle, backend="cpu", batch_size=4, threads=2,
+                       decode_threads=2).score_file(small_video))
+    assert np.allclose(a, b, atol=1e-5)
