@@ -261,14 +261,18 @@ def torch_backend(checkpoint: str | os.PathLike, device: str = "auto",
 
 def open_engine(ref: EngineRef, device: str = "auto", threads: int | None = None,
                 verify: bool = True):
-    """A `Scorer` for the engine (bundle via its backend, checkpoint via PyTorch)."""
-    from internvqa.runtime.scorer import Scorer
+    """A `Scorer` for the engine (bundle via its backend, checkpoint via PyTorch).
+
+    Engine latency is timed with the engine alone on the machine, so an ONNX engine gets
+    every core by default (a `Scorer` on its own gives some of them to the decoder).
+    """
+    from internvqa.runtime.scorer import Scorer, available_cores
 
     if ref.kind == "checkpoint":
         backend, bundle = torch_backend(ref.path, device, threads)
         return Scorer(bundle, backend=backend)
     bundle = load_bundle(ref.path, precision=ref.precision, verify=verify)
-    return Scorer(bundle, backend=device, threads=threads)
+    return Scorer(bundle, backend=device, threads=threads or available_cores())
 
 
 # ---- timing ----------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts)
               help="...and keep timing until this many seconds have passed.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Intra-op threads (ONNX Runtime / torch); default: the library's.")
+              help="Intra-op threads (ONNX Runtime / torch) [ONNX: every core; torch: its default].")
 @click.option("--teacher-preds", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="teacher_predictions.csv (else found from the bundle provenance).")
 @click.option("--teacher", type=click.Path(file_okay=False, exists=True, path_type=Path),

@@ -307,3 +307,14 @@ def test_suite_reuses_an_ablation_only_from_the_same_teacher(tmp_path):
     assert s.ensure_ablation(tmp_path / "t1") == saved
     assert s.ensure_ablation(tmp_path / "t2") is None  # another teacher: not reused
     assert s.steps[-1]["status"] == "skipped"
+
+
+def test_bench_times_an_onnx_engine_on_every_core(runtime_bundle):
+    from internvqa.runtime.bench import open_engine, resolve_engines
+    from internvqa.runtime.scorer import available_cores
+
+    (ref,) = resolve_engines([runtime_bundle], None)
+    scorer = open_engine(ref, "cpu")
+    opts = scorer.backend.session.get_session_options()
+    assert opts.intra_op_num_threads == available_cores()
+    assert open_engine(ref, "cpu", threads=1).backend.session.get_session_options().intra_op_num_threads == 1
