@@ -291,7 +291,9 @@ def render_ablation(ab: dict[str, Any]) -> list[str]:
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [BEGIN, "## Benchmark suite (CPU)", "",
-             f"Written by `benchmarks/run_suite.py` on {report['date']}; raw figures in "
+             f"Written by `benchmarks/run_suite.py` on {report['date']} "
+             f"(`{report.get('invocation', 'python benchmarks/run_suite.py')}`, "
+             f"{_f(report.get('wall_seconds'), 0)} s); raw figures in "
              f"`{report['out']}`, per-engine JSON and plots in `{report['work']}/bench/`.", "",
              f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM; "
              f"{m.get('platform')}",
@@ -371,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(OUT / "suite.json"), help="suite JSON to write")
     args = p.parse_args(argv)
     args.corpus = args.corpus or str(Path(args.work) / "corpus" / "demo")
+    started = time.perf_counter()
     os.chdir(REPO)
     s = Suite(args)
 
@@ -451,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                           f"({t['b1_median_ms']:.1f} ms vs {by_key[k]['b1_median_ms']:.1f} ms).")
 
     report = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "invocation": " ".join(["python benchmarks/run_suite.py",
+                                      *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
+              "wall_seconds": time.perf_counter() - started,
               "machine": machine_info(), "manifest": str(s.manifest), "split": args.split,
               "engines": engines, "students": student_rows, "baseline": baseline,
               "ratios": ratios, "ablation": ablation, "steps": s.steps, "commands": s.commands,
