@@ -128,10 +128,15 @@ def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def _sharded(module: nn.Module) -> bool:
+    """True for an FSDP2-sharded module (its parameters are DTensors)."""
+    return any(hasattr(p, "full_tensor") for p in module.parameters())
+
+
 def plain_module(module: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
     """`module` itself, or for an FSDP-sharded one an unsharded copy holding `state`."""
     module = unwrap(module)
-    if not any(hasattr(p, "full_tensor") for p in module.parameters()):
+    if not _sharded(module):
         return module
     from .models import create_from_config, model_config
 
@@ -147,7 +152,7 @@ def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
 def load_full_state(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Load a plain (full) state dict into a plain, DDP or FSDP-sharded module."""
     module = unwrap(module)
-    if any(hasattr(p, "full_tensor") for p in module.parameters()):
+    if _sharded(module):
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions,
             set_model_state_dict,

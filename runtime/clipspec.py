@@ -38,6 +38,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -416,19 +417,23 @@ def crop_clip(spec: ClipSpec, clip: np.ndarray) -> np.ndarray:
     return np.stack([clip[:, y : y + s, x : x + s] for x, y in crop_offsets(spec, w, h)])
 
 
-def _normalize_lut(spec: ClipSpec) -> np.ndarray:
-    """(3, 256) float32: (v / 255 - mean) / std for every uint8 value of each channel."""
+@lru_cache(maxsize=8)
+def _normalize_lut(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32: (v / 255 - mean) / std for every uint8 value of each channel.
+
+    Cached: `normalize` runs per window (runtime) and per training view; the table depends
+    only on the spec's mean and std. Read-only, so sharing it across threads is safe."""
     v = np.arange(256, dtype=np.float64) / 255.0
-    return np.stack([(v - m) / s for m, s in zip(spec.mean, spec.std, strict=True)]).astype(
-        np.float32
-    )
+    lut = np.stack([(v - m) / s for m, s in zip(mean, std, strict=True)]).astype(np.float32)
+    lut.flags.writeable = False
+    return lut
 
 
 def normalize(spec: ClipSpec, clips: np.ndarray) -> np.ndarray:
     """(N, T, size, size, 3) uint8 -> (N, 3, T, size, size) float32 model input."""
     if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
         raise ValueError(f"expected (N, T, H, W, 3) uint8 clips, got {clips.shape} {clips.dtype}")
-    lut = _normalize_lut(spec)
+    lut = _normalize_lut(tuple(spec.mean), tuple(spec.std))
     planar = np.ascontiguousarray(clips.transpose(0, 4, 1, 2, 3))  # cheap: still uint8
     out = np.empty(planar.shape, dtype=np.float32)
     for c in range(3):  # one table lookup per channel (cv2.LUT): exact and ~5x numpy's speed

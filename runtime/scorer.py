@@ -5,6 +5,10 @@ and preprocesses windows (`iter_windows` + `windows_to_input`) into a bounded qu
 batches while the calling thread runs inference, so the slower side sets the pace and
 memory stays bounded; an exception in the decoding thread is re-raised in the caller.
 
+Each window's crops are averaged, then mapped to the bundle's score scale
+(`multiplier * output + offset`). A non-finite model output flags its window
+``nonfinite`` (no score, left out of pooling); if no window is finite, scoring fails.
+
 Cores are split between the two stages (`pipeline_threads`) instead of letting FFmpeg's
 frame threads and ONNX Runtime's pool each take every core: measured on 2 cores (1080p
 H.264, INT8 vit_s), both stages on both cores ran *slower* end to end than the sum of the
@@ -12,9 +16,6 @@ stages alone (0.72 s vs 0.65 s: the pools preempt each other and ORT spins), whi
 core each with one-window CPU batches (so inference starts after one window, not four)
 took 0.58 s. On a CPU engine the default batch is therefore one window; GPU engines keep
 `DEFAULT_BATCH`.
-Each window's crops are averaged, then mapped to the bundle's score scale
-(`multiplier * output + offset`). A non-finite model output flags its window
-``nonfinite`` (no score, left out of pooling); if no window is finite, scoring fails.
 
 Limits per input (off by default; `vqa-score --max-seconds/--max-frames`): `max_seconds`
 bounds the wall time from the start of decoding to the last engine call, `max_frames` the
@@ -66,6 +67,7 @@ from internvqa.runtime.video import (
 
 DEFAULT_BATCH = 4  # windows per engine call on a GPU engine
 CPU_BATCH = 1  # on a CPU engine: inference starts as soon as one window is decoded
+QUEUE_BATCHES = 2  # decoded batches waiting for the engine, per input
 
 
 def available_cores() -> int:
@@ -86,7 +88,6 @@ def pipeline_threads(cores: int) -> tuple[int, int]:
         return 1, max(1, cores - 1)
     dec = max(1, cores // 4)
     return dec, cores - dec
-QUEUE_BATCHES = 2  # decoded batches waiting for the engine, per input
 
 
 class ModelOutputError(InternVQAError):

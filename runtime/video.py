@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,17 +232,18 @@ def check_fps(fps: float) -> float:
 
 
 # ---- sources ---------------------------------------------------------------------------
-class VideoSource:
+class VideoSource(ABC):
     """Base class: `info` plus a lazy, single-pass `frames()` iterator."""
 
     info: VideoInfo
     decode_errors: int = 0
 
-    def frames(self) -> Iterator[Frame]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def frames(self) -> Iterator[Frame]:
+        """Yield the decoded frames in display order, once."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook: sources holding nothing skip it
+        """Release the file or stream; sources that hold none keep this no-op."""
 
     def __enter__(self) -> VideoSource:
         return self
@@ -254,8 +256,9 @@ class PyAVSource(VideoSource):
     """Any container/codec PyAV (FFmpeg) decodes, `.y4m` included."""
 
     def __init__(self, path: str | os.PathLike, threads: bool | int = True):
-        """`threads`: True lets FFmpeg pick (frame + slice threads on every core), an int
-        caps the decoder at that many threads (1: decode in the calling thread only)."""
+        """`threads`: True lets FFmpeg pick (frame + slice threads on every core), False
+        keeps FFmpeg's defaults, an int n >= 1 caps the decoder at n threads (1: decode in
+        the calling thread only)."""
         import av
 
         self.path = Path(path)
@@ -279,11 +282,14 @@ class PyAVSource(VideoSource):
             raise VideoError(f"{self.path}: video stream has an unknown or unsupported codec")
         if threads is True:
             self._stream.thread_type = "AUTO"
-        elif threads and int(threads) > 1:
-            self._stream.thread_type = "AUTO"
-            cc.thread_count = int(threads)
         elif threads is not False:
-            cc.thread_count = 1
+            n = int(threads)
+            if n < 1:
+                self._container.close()
+                raise UsageError(f"decoder threads must be >= 1, got {threads!r}")
+            cc.thread_count = n
+            if n > 1:
+                self._stream.thread_type = "AUTO"
         w, h = int(cc.width or 0), int(cc.height or 0)
         try:
             check_frame_size(w, h)
