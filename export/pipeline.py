@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from internvqa.runtime.atomic import scratch_directory
 from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.errors import InternVQAError, ManifestError, UsageError
 from internvqa.runtime.manifest import check_videos_exist, read_manifest
@@ -158,8 +158,7 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
     log(f"checkpoint {opts.checkpoint} ({arch}), clip {'x'.join(map(str, clip_shape))}, "
         f"manifest {manifest} ({len(rows)} videos)")
 
-    with tempfile.TemporaryDirectory(prefix="internvqa-export-") as tmpdir:
-        tmp = Path(tmpdir)
+    with scratch_directory(opts.out) as tmp:
         files: dict[str, Path] = {}
         meta_files: dict[str, dict] = {}
         parity_report: dict = {"clips_from": str(manifest), "bounds": parity.BOUNDS}

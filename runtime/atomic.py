@@ -87,6 +87,25 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
         raise
 
 
+@contextlib.contextmanager
+def scratch_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a work folder beside `path` for intermediate files, removed on exit.
+
+    It lives next to the final output rather than in the system temp folder and is named
+    like `atomic_directory`'s temp folders (`.NAME.PID.work-XXXX.tmp`), so the folder a
+    SIGKILLed run leaves is swept by the next writer of the same path instead of piling up.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_dead_temp_dirs(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.work-", suffix=".tmp",
+                                dir=path.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

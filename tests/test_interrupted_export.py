@@ -71,6 +71,7 @@ def test_vqa_export_killed_then_rerun(tmp_path):
     assert proc.wait(timeout=30) == -signal.SIGKILL
     assert not (bundles / "vit_tiny").exists(), "a killed export must not leave a bundle"
     assert list(bundles.glob(".vit_tiny.*.tmp")), "the temp folder should be there to sweep"
+    assert list(bundles.glob(".vit_tiny.*.work-*.tmp")), "the scratch folder belongs beside the bundle"
 
     rerun = subprocess.run(_cmd(work), env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-800:]
