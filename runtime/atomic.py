@@ -94,8 +94,10 @@ def scratch_directory(path: str | os.PathLike) -> Iterator[Path]:
     It lives next to the final output rather than in the system temp folder and is named
     like `atomic_directory`'s temp folders (`.NAME.PID.work-XXXX.tmp`), so the folder a
     SIGKILLed run leaves is swept by the next writer of the same path instead of piling up.
+    The folder is absolute, so tools that join it onto a temp folder of their own (ONNX
+    Runtime's quantizer does) still find it when `path` was relative.
     """
-    path = Path(path)
+    path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_dead_temp_dirs(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.work-", suffix=".tmp",

@@ -197,6 +197,16 @@ class EngineRef:
         return f"{name}:{self.precision}" if self.precision else name
 
 
+def distinct_labels(results: list[dict[str, Any]]) -> None:
+    """Give engines that share a label (two runs of one architecture) their path as well."""
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r["label"]] = counts.get(r["label"], 0) + 1
+    for r in results:
+        if counts[r["label"]] > 1:
+            r["label"] = f"{r['label']} ({r['engine']})"
+
+
 def is_checkpoint_dir(path: Path) -> bool:
     """A project checkpoint (config.json with the checkpoint format), not a bundle."""
     cfg = path / "config.json"

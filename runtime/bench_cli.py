@@ -142,6 +142,7 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
         if t_note:
             r["teacher_note"] = t_note
         results.append(r)
+    b.distinct_labels(results)
 
     result: dict[str, Any] = {
         "tool": "vqa-bench",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,12 @@ def test_scratch_directory_is_beside_the_output_and_removed(tmp_path):
         assert tmp.parent == out.parent and tmp.name.startswith(".vit_s.")
         (tmp / "model.onnx").write_bytes(b"x")
     assert list(out.parent.iterdir()) == []
+
+
+def test_scratch_directory_is_absolute_for_a_relative_output(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with scratch_directory(Path("work") / "bundles" / "vit_s") as tmp:
+        assert tmp.is_absolute() and tmp.parent == tmp_path / "work" / "bundles"
 
 
 def test_folders_of_killed_writers_are_swept_live_ones_kept(tmp_path):

@@ -318,3 +318,17 @@ def test_bench_times_an_onnx_engine_on_every_core(runtime_bundle):
     opts = scorer.backend.session.get_session_options()
     assert opts.intra_op_num_threads == available_cores()
     assert open_engine(ref, "cpu", threads=1).backend.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_two_runs_of_one_architecture_get_distinct_labels(bundle_with_record, tmp_path):
+    """Copies of one bundle in two places would share a label; each row must say which."""
+    import shutil
+
+    copies = [shutil.copytree(bundle_with_record, tmp_path / run / bundle_with_record.name)
+              for run in ("run_a", "run_b")]
+    proc = _run_cli(["--engine", str(copies[0]), "--engine", str(copies[1]), "--batch", "1",
+                     "--min-iters", "1", "--duration", "0", "--quiet", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    labels = [e["label"] for e in json.loads(proc.stdout)["engines"]]
+    assert len(set(labels)) == 2, labels
+    assert all(str(c) in label for c, label in zip(copies, labels, strict=True))

@@ -55,13 +55,21 @@ def _run(args: list[str], work: Path):
 
 @pytest.fixture(scope="module")
 def exported(corpus) -> dict:
-    """One full `vqa-export --student vit_tiny --int8` run (defaults find everything)."""
+    """One full `vqa-export --student vit_tiny --int8` run (defaults find everything).
+
+    It runs from the corpus folder with a relative work dir, as `./run demo` does.
+    """
     triton = corpus["root"] / "triton"
-    res = _run(["--student", "vit_tiny", "--int8", "--calib-clips", "8", "--parity-clips", "4",
-                "--latency-runs", "2", "--triton", str(triton), "--json"], corpus["work"])
+    cwd = os.getcwd()
+    os.chdir(corpus["root"])
+    try:
+        res = _run(["--student", "vit_tiny", "--int8", "--calib-clips", "8", "--parity-clips",
+                    "4", "--latency-runs", "2", "--triton", str(triton), "--json"], Path("work"))
+    finally:
+        os.chdir(cwd)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
-    bundle = Path(summary["bundle"])
+    bundle = corpus["root"] / summary["bundle"]  # relative to the corpus folder, or absolute
     meta = json.loads((bundle / "bundle.json").read_text())
     return {**corpus, "bundle": bundle, "meta": meta, "summary": summary, "triton": triton,
             "stderr": res.stderr}

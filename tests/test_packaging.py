@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -57,3 +58,24 @@ def test_wheel_in_a_clean_venv_imports(tmp_path):
     files = out.stdout.split()
     assert len(files) == len(SUBPACKAGES)
     assert all(f.startswith(site) for f in files), files
+
+
+def test_run_setup_stops_with_one_line_when_the_disk_is_too_full(tmp_path):
+    """`./run` checks free space before pip fills the disk with torch's CUDA wheels.
+
+    `df` is replaced by one that reports 100 MB free, as on a nearly full machine.
+    """
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "df").write_text(
+        "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+        "echo '/dev/vda 1000000 900000 102400 90% /'\n")
+    (fake / "df").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}",
+           "INTERNVQA_VENV": str(tmp_path / "venv"), "PYTHON": sys.executable}
+    proc = subprocess.run(["bash", str(ROOT / "run"), "setup"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "needs about 7 GB free" in last and "only 100 MB free" in last, last
+    assert not (tmp_path / "venv" / ".internvqa-setup").exists()
