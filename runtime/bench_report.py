@@ -89,7 +89,7 @@ def format_table(result: dict[str, Any]) -> str:
         parts.append(_table(["model", "figures", *(c for c, _ in _ACC_COLUMNS), "n",
                              "s/video"], acc_rows))
         parts.append("  s/video: decode + preprocess + inference per video with the engine on "
-                     "every core (vqa-score splits the cores between decoder and engine)")
+                     "every core or --threads (vqa-score splits the cores between decoder and engine)")
     elif base and base.get("note"):
         parts.append(f"baseline: {base['note']}")
     if base and base.get("note") and acc_rows:
