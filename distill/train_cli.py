@@ -191,7 +191,9 @@ def _teacher(manifest, model, init, preset, clip_spec, freeze_blocks, drop_path,
 @click.option("--student", "student_name", default="vit_s", show_default=True,
               help="Student: vit_s, vit_b, vit_l, vit_tiny or timm:<name>.")
 @click.option("--teacher", "teacher_dir", required=True, type=click.Path(path_type=Path),
-              help="Fine-tuned teacher checkpoint dir (e.g. <work>/runs/teacher-*/best).")
+              help="Fine-tuned teacher checkpoint dir (e.g. <work>/runs/teacher-*/best). "
+                   "--mode labels needs it too: the student takes the teacher's clip spec "
+                   "and its report compares the two.")
 @click.option("--mode", type=click.Choice(["paper", "frozen", "label-free", "labels"]),
               default="paper", show_default=True)
 @click.option("--manifest", type=click.Path(path_type=Path),

@@ -6,6 +6,7 @@ matplotlib is imported only inside `write_report` (Agg backend, no display neede
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -61,6 +62,7 @@ def format_table(result: dict[str, Any]) -> str:
             parts.append(f"  {e['label']}: {e['note']}")
 
     acc_rows = []
+    teacher_rows: set[tuple] = set()
     for e in engines:
         if "accuracy" not in e:
             continue
@@ -73,7 +75,9 @@ def format_table(result: dict[str, Any]) -> str:
                          *(_f((rec or {}).get(k)) for _, k in _ACC_COLUMNS),
                          _f((rec or {}).get("n")), ""])
         ta = (e.get("teacher_agreement") or {}).get("teacher_vs_mos")
-        if ta and "srcc" in ta:
+        key = (e.get("teacher_agreement") or {}).get("source"), json.dumps(ta, sort_keys=True)
+        if ta and "srcc" in ta and key not in teacher_rows:  # once per teacher, not per engine
+            teacher_rows.add(key)
             acc_rows.append(["teacher (same videos)", "predictions csv",
                              *(_f(ta.get(k)) for _, k in _ACC_COLUMNS), _f(ta.get("n")), ""])
     base = result.get("baseline")

@@ -332,3 +332,18 @@ def test_two_runs_of_one_architecture_get_distinct_labels(bundle_with_record, tm
     labels = [e["label"] for e in json.loads(proc.stdout)["engines"]]
     assert len(set(labels)) == 2, labels
     assert all(str(c) in label for c, label in zip(copies, labels, strict=True))
+
+
+def test_teacher_row_is_shown_once_per_teacher_not_per_engine():
+    from internvqa.runtime.bench_report import format_table
+
+    acc = {"srcc": 0.5, "krcc": 0.4, "plcc": 0.5, "n": 60}
+    agree = {"source": "t.csv", "srcc": 0.9, "teacher_vs_mos": acc}
+    engines = [{"label": name, "timing": [], "accuracy": acc, "teacher_agreement": agree}
+               for name in ("vit_s:fp32", "vit_s:int8")]
+    table = format_table({"engines": engines, "data": {"split": "test"}})
+    assert table.count("teacher (same videos)") == 1
+    other = {**agree, "source": "other.csv"}
+    engines[1]["teacher_agreement"] = other
+    assert format_table({"engines": engines, "data": {"split": "test"}}).count(
+        "teacher (same videos)") == 2
