@@ -62,7 +62,7 @@ def format_table(result: dict[str, Any]) -> str:
             parts.append(f"  {e['label']}: {e['note']}")
 
     acc_rows = []
-    teacher_rows: set[tuple] = set()
+    teacher_rows: set[str] = set()
     for e in engines:
         if "accuracy" not in e:
             continue
@@ -75,8 +75,8 @@ def format_table(result: dict[str, Any]) -> str:
                          *(_f((rec or {}).get(k)) for _, k in _ACC_COLUMNS),
                          _f((rec or {}).get("n")), ""])
         ta = (e.get("teacher_agreement") or {}).get("teacher_vs_mos")
-        key = (e.get("teacher_agreement") or {}).get("source"), json.dumps(ta, sort_keys=True)
-        if ta and "srcc" in ta and key not in teacher_rows:  # once per teacher, not per engine
+        key = json.dumps(ta, sort_keys=True)  # same figures: the same teacher on the same videos
+        if ta and "srcc" in ta and key not in teacher_rows:  # once, not under every engine
             teacher_rows.add(key)
             acc_rows.append(["teacher (same videos)", "predictions csv",
                              *(_f(ta.get(k)) for _, k in _ACC_COLUMNS), _f(ta.get("n")), ""])

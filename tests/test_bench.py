@@ -343,7 +343,7 @@ def test_teacher_row_is_shown_once_per_teacher_not_per_engine():
                for name in ("vit_s:fp32", "vit_s:int8")]
     table = format_table({"engines": engines, "data": {"split": "test"}})
     assert table.count("teacher (same videos)") == 1
-    other = {**agree, "source": "other.csv"}
+    other = {**agree, "source": "other.csv", "teacher_vs_mos": {**acc, "srcc": 0.6}}
     engines[1]["teacher_agreement"] = other
     assert format_table({"engines": engines, "data": {"split": "test"}}).count(
         "teacher (same videos)") == 2
