@@ -63,8 +63,11 @@ def quantize_int8_ort(
     if method not in CALIB_METHODS:
         raise ValueError(f"calibration method must be one of {CALIB_METHODS}")
     calib = CalibrationMethod.MinMax if method == "minmax" else CalibrationMethod.Entropy
-    out_path = Path(out_path)
-    with tempfile.TemporaryDirectory(prefix="internvqa-quant-") as tmp:
+    out_path = Path(out_path).absolute()
+    fp32_path = Path(fp32_path).absolute()  # before the chdir below
+    # The calibration model (as big as the FP32 graph) is written beside the output, so
+    # vqa-export's scratch folder holds it and a killed export's sweep removes it.
+    with tempfile.TemporaryDirectory(prefix=".quant-", dir=out_path.parent) as tmp:
         # ORT writes its augmented calibration model next to the working dir by default.
         raw = Path(tmp) / "raw.int8.onnx"
         cwd = os.getcwd()
@@ -77,7 +80,7 @@ def quantize_int8_ort(
         root_logger.setLevel(logging.ERROR)
         try:
             quantize_static(
-                str(Path(fp32_path).resolve()),
+                str(fp32_path),
                 str(raw),
                 reader,
                 quant_format=QuantFormat.QDQ,

@@ -149,3 +149,18 @@ def test_unquantized_graph_is_reported():
     del model.graph.node[:]
     model.graph.node.extend(keep)
     assert check_qdq(model) == ["graph has no QuantizeLinear/DequantizeLinear nodes (not quantized)"]
+
+
+def test_quantize_takes_relative_paths_and_cleans_up_beside_the_output(tmp_path, monkeypatch):
+    """Relative paths work although the quantizer changes directory; its calibration
+    folder lives beside the output (so vqa-export's scratch sweep covers it) and is gone."""
+    model = create_model("vit_tiny", img_size=28, num_frames=2).eval()
+    shape = model.default_clip_shape
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    fp32 = export_onnx(model, shape, tmp_path / "in" / "m.onnx")
+    assert fp32 == tmp_path / "in" / "m.onnx"
+    monkeypatch.chdir(tmp_path)
+    out = quantize_int8_ort("in/m.onnx", "out/m.int8.onnx", RandomClips(shape))
+    assert check_qdq(onnx.load(str(out))) == []
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["m.int8.onnx"]
