@@ -61,10 +61,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = True) -> Iterato
     named with its pid and swept by the next writer of the same path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_dead_temp_dirs(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
-                                dir=path.parent))
+    tmp = _sibling_temp_dir(path)
     # mkdtemp makes the folder 0700; the result should have the usual umask-based mode so
     # a server running as another user can read a bundle.
     umask = os.umask(0)
@@ -92,20 +89,25 @@ def scratch_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a work folder beside `path` for intermediate files, removed on exit.
 
     It lives next to the final output rather than in the system temp folder and is named
-    like `atomic_directory`'s temp folders (`.NAME.PID.work-XXXX.tmp`), so the folder a
-    SIGKILLed run leaves is swept by the next writer of the same path instead of piling up.
-    The folder is absolute, so tools that join it onto a temp folder of their own (ONNX
+    like `atomic_directory`'s temp folders (`.NAME.PID.work-<random>.tmp`), so the folder
+    a SIGKILLed run leaves is swept by the next writer of the same path instead of piling
+    up. The folder is absolute, so tools that join it onto a temp folder of their own (ONNX
     Runtime's quantizer does) still find it when `path` was relative.
     """
-    path = Path(path).absolute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_dead_temp_dirs(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.work-", suffix=".tmp",
-                                dir=path.parent))
+    tmp = _sibling_temp_dir(Path(path).absolute(), "work-")
     try:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sibling_temp_dir(path: Path, tag: str = "") -> Path:
+    """A new `.NAME.PID.<tag><random>.tmp` folder beside `path`, after sweeping the ones
+    dead writers left; the one place that makes names `_sweep_dead_temp_dirs` parses."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_dead_temp_dirs(path)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.{tag}", suffix=".tmp",
+                                 dir=path.parent))
 
 
 def _pid_alive(pid: int) -> bool:
