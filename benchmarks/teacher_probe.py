@@ -16,6 +16,12 @@ teacher misses SRCC 0.85") come from it. Config keys (JSON, all optional):
 - group (1): G > 1 builds each batch from bs/G sources x G clips sharing one crop,
   window and flip (content-paired batches); gw: weight of a source-centred MSE on
   those groups; rank: weight of a pairwise hinge over every pair of the batch;
+- frag (0): F > 0 replaces the crop by fragments (FAST-VQA's grid mini-patches): one
+  F x F patch at native scale from each cell of a (size/F)^2 grid over the whole frame;
+- local (0.0): weight of a per-crop label: the corpus's pseudo-MOS formula applied to
+  PSNR-Y / MS-SSIM of the crop (or fragment mosaic) itself against the lossless source (re-rendered from the
+  manifest's sidecar), mixed with the clip's MOS (1.0 = crop label only);
+- ema (0.0): D > 0 evaluates an exponential moving average of the weights (decay D);
 - evalevery: also print val/test SRCC every N steps.
 """
 
@@ -31,6 +37,9 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import spearmanr
 
+from internvqa.distill.corpus.fr_metrics import ms_ssim, psnr
+from internvqa.distill.corpus.sources import SourceSpec, render_source
+from internvqa.distill.corpus.synth import pseudo_mos
 from internvqa.distill.data import build_window_cache, split_videos, work_dir
 from internvqa.distill.models import create_model
 from internvqa.runtime.clipspec import PRESETS, crop_clip, normalize
@@ -38,7 +47,42 @@ from internvqa.runtime.manifest import read_manifest
 
 DEFAULTS = dict(model="internvideo2_cpu", depth=4, dim=192, heads=3, mlp=768, patch=8, tub=1,
                 ls=0.1, size=56, crop="three", steps=276, bs=16, lr=5e-4, wd=0.05, warm=23,
-                seed=0, group=1, gw=0.0, rank=0.0, evalevery=0)
+                seed=0, group=1, gw=0.0, rank=0.0, evalevery=0, frag=0, local=0.0, ema=0.0)
+
+
+def fragments(clip: np.ndarray, size: int, frag: int, rng: np.random.Generator | None,
+              ref: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(T, h, w, 3) -> (T, size, size, 3): one frag x frag patch per cell of a grid over the
+    whole frame (random position in training, cell centre when rng is None); `ref`, a
+    (T, h, w) reference luma, is cut at the same positions."""
+    _, h, w, _ = clip.shape
+    g = size // frag
+    out = np.empty((clip.shape[0], size, size, 3), np.uint8)
+    ref_out = None if ref is None else np.empty((ref.shape[0], size, size), ref.dtype)
+    for i in range(g):
+        y0, y1 = (i * h) // g, ((i + 1) * h) // g - frag
+        for j in range(g):
+            x0, x1 = (j * w) // g, ((j + 1) * w) // g - frag
+            y = int(rng.integers(y0, y1 + 1)) if rng is not None else (y0 + y1) // 2
+            x = int(rng.integers(x0, x1 + 1)) if rng is not None else (x0 + x1) // 2
+            out[:, i * frag:(i + 1) * frag, j * frag:(j + 1) * frag] = clip[:, y:y + frag, x:x + frag]
+            if ref is not None:
+                ref_out[:, i * frag:(i + 1) * frag, j * frag:(j + 1) * frag] = ref[:, y:y + frag, x:x + frag]
+    return out, ref_out
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range Y of uint8 RGB, as the corpus labels it (float32)."""
+    f = rgb.astype(np.float32)
+    return 16 + (65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2]) / 255
+
+
+def _crop_label(ref_y: np.ndarray, crop_rgb: np.ndarray) -> float:
+    """The corpus's pseudo-MOS / 100 of one crop: mean per-frame PSNR-Y and MS-SSIM."""
+    dist_y = _luma(crop_rgb)
+    p = float(np.mean([min(psnr(r, d), 60.0) for r, d in zip(ref_y, dist_y, strict=True)]))
+    m = float(np.mean([min(ms_ssim(r, d), 0.99999) for r, d in zip(ref_y, dist_y, strict=True)]))
+    return pseudo_mos(p, 0.0, m) / 100.0
 
 
 class Probe:
@@ -51,8 +95,19 @@ class Probe:
         cache = build_window_cache(self.rows, self.spec, root=work_dir())
         self.splits = split_videos(self.rows)
         self.windows: dict[int, list[np.ndarray]] = {}
+        self.frames: dict[int, list[tuple[int, ...]]] = {}
         for i, w in enumerate(cache.windows):
             self.windows.setdefault(w.video, []).append(np.asarray(cache.clip(i)))
+            self.frames.setdefault(w.video, []).append(w.frame_indices)
+        self.ema: dict[str, torch.Tensor] | None = None
+        self.sources: dict[str, list[float]] = {}
+        self.ref_luma: dict[str, np.ndarray] = {}
+        if cfg["local"]:
+            side = json.loads(manifest.with_suffix(".json").read_text())
+            (width, height), n, fps = side["display_size"], side["frames"], side["fps"]
+            for name in {self.rows[v].source for v in self.splits["train"]}:
+                spec = SourceSpec(name, width, height, n, fps)
+                self.ref_luma[name] = _luma(render_source(spec, side["seed"]))
         self.labels = np.array([r.mos / 100.0 for r in self.rows], dtype=np.float32)
         self.by_source: dict[str, list[int]] = {}
         for v in self.splits["train"]:
@@ -79,16 +134,32 @@ class Probe:
         else:
             vids = list(self.rng.choice(self.splits["train"], cfg["bs"]))
             keys = [self._view_key() for _ in vids]
-        xs, s = [], cfg["size"]
+        xs, ys, s = [], [], cfg["size"]
         for v, (wi, fy, fx, flip) in zip(vids, keys, strict=True):
             clip = self.windows[v][wi % len(self.windows[v])]
+            if cfg["frag"]:
+                ref = None
+                if cfg["local"]:
+                    ref = self.ref_luma[self.rows[v].source][list(self.frames[v][wi % len(self.windows[v])])]
+                crop, ref = fragments(clip, s, cfg["frag"], np.random.default_rng(wi), ref)
+                if ref is not None:
+                    ys.append(cfg["local"] * _crop_label(ref, crop) + (1 - cfg["local"]) * self.labels[v])
+                if flip:
+                    crop = crop[:, :, ::-1]
+                xs.append(normalize(self.spec, np.ascontiguousarray(crop)[None])[0])
+                continue
             _, h, w, _ = clip.shape
             y0, x0 = int(fy * (h - s + 1)), int(fx * (w - s + 1))
             crop = clip[:, y0 : y0 + s, x0 : x0 + s]
+            if cfg["local"]:
+                ref = self.ref_luma[self.rows[v].source][list(self.frames[v][wi % len(self.windows[v])])]
+                ys.append(cfg["local"] * _crop_label(ref[:, y0 : y0 + s, x0 : x0 + s], crop)
+                          + (1 - cfg["local"]) * self.labels[v])
             if flip:
                 crop = crop[:, :, ::-1]
             xs.append(normalize(self.spec, np.ascontiguousarray(crop)[None])[0])
-        return torch.from_numpy(np.stack(xs)), torch.from_numpy(self.labels[np.array(vids)])
+        y = np.array(ys, np.float32) if ys else self.labels[np.array(vids)]
+        return torch.from_numpy(np.stack(xs)), torch.from_numpy(y)
 
     def loss(self, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cfg = self.cfg
@@ -102,25 +173,50 @@ class Probe:
             loss = loss + cfg["rank"] * F.relu(-d * torch.sign(dy)).mean()
         return loss
 
+    def _eval_crops(self, clip: np.ndarray) -> np.ndarray:
+        if self.cfg["frag"]:
+            return fragments(clip, self.cfg["size"], self.cfg["frag"], None)[0][None]
+        return crop_clip(self.spec, clip)
+
     @torch.no_grad()
     def evaluate(self, split: str) -> tuple[float, float, float]:
         """(pooled SRCC, mean within-source SRCC, prediction range) on a split."""
+        if self.ema is not None:
+            live = {k: v.clone() for k, v in self.model.state_dict().items()}
+            self.model.load_state_dict(self.ema)
+        try:
+            return self._evaluate(split)
+        finally:
+            if self.ema is not None:
+                self.model.load_state_dict(live)
+
+    @torch.no_grad()
+    def _evaluate(self, split: str) -> tuple[float, float, float]:
         self.model.eval()
         vids = self.splits[split]
         pred = np.array([
             self.model(torch.from_numpy(np.concatenate(
-                [normalize(self.spec, crop_clip(self.spec, c)) for c in self.windows[v]])))[1]
+                [normalize(self.spec, self._eval_crops(c)) for c in self.windows[v]])))[1]
             .mean().item() for v in vids])
         self.model.train()
         y = self.labels[vids]
         src = np.array([self.rows[v].source for v in vids])
-        within = np.mean([spearmanr(pred[src == u], y[src == u])[0] for u in sorted(set(src))])
+        per = {u: spearmanr(pred[src == u], y[src == u])[0] for u in sorted(set(src))}
+        for u in per:  # within SRCC, mean prediction, mean MOS, prediction range (MOS points)
+            p = pred[src == u]
+            self.sources[u] = [round(float(per[u]), 3), round(100 * float(p.mean()), 1),
+                               round(100 * float(y[src == u].mean()), 1),
+                               round(100 * float(p.max() - p.min()), 1)]
+        within = np.mean(list(per.values()))
         return float(spearmanr(pred, y)[0]), float(within), float(pred.max() - pred.min())
 
     def run(self) -> dict:
         cfg = self.cfg
         opt = torch.optim.AdamW(self.model.parameters(), lr=cfg["lr"], weight_decay=cfg["wd"])
         t0, mses = time.perf_counter(), []
+        self.ema = None
+        if cfg["ema"]:
+            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         for step in range(cfg["steps"]):
             warm = min(1.0, (step + 1) / cfg["warm"])
             for grp in opt.param_groups:
@@ -132,6 +228,11 @@ class Probe:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
             opt.step()
+            if self.ema is not None:
+                with torch.no_grad():
+                    for k, v in self.model.state_dict().items():
+                        if v.dtype.is_floating_point:
+                            self.ema[k].lerp_(v, 1.0 - cfg["ema"])
             mses.append(F.mse_loss(s.detach(), y).item())
             if cfg["evalevery"] and (step + 1) % cfg["evalevery"] == 0:
                 print(step + 1, "mse", round(float(np.mean(mses[-cfg["evalevery"]:])), 4),
@@ -145,6 +246,7 @@ class Probe:
             out[split] = round(pooled, 3)
             out["within"][split] = round(within, 3)
             out[f"{split}_pred_range"] = round(spread, 3)
+        out["sources"] = self.sources
         return out
 
 

@@ -39,7 +39,10 @@ def cli() -> None:
 @cli.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the clips, manifest.csv and manifest.json (a rerun resumes).")
-@click.option("--preset", type=click.Choice(["demo", "small", "full"]), default="demo", show_default=True)
+@click.option("--preset", type=click.Choice(["demo", "demo-all", "small", "full"]), default="demo",
+              show_default=True,
+              help="demo: 10 sources at 224x128 (300 clips, the demo's corpus); demo-all: the "
+                   "same with all 18 sources (540 clips); small: 18 sources at 320x180; full: 720p.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Encoder processes (default: min(2, CPUs)).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

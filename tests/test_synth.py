@@ -61,6 +61,18 @@ def test_plan_covers_ladders():
     assert all(j.relpath.endswith(".mkv") == j.upscaled for j in jobs)
 
 
+def test_demo_all_is_the_demo_with_every_source():
+    """`demo-all` must encode the demo's clips identically (same jobs) and add the rest."""
+    demo, every = synth.PRESETS["demo"], synth.PRESETS["demo-all"]
+    jobs = synth.plan_jobs(every, 0)
+    assert set(synth.plan_jobs(demo, 0)) < set(jobs)
+    assert len(jobs) == 30 * len(every.sources) == 540
+    counts: dict[str, int] = {}
+    for split in synth.split_sources(every.sources, 0).values():
+        counts[split] = counts.get(split, 0) + 1
+    assert counts == {"train": 11, "val": 3, "test": 4}
+
+
 # ----------------------------------------------------------------- the demo build
 
 
