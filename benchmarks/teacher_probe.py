@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 
 from internvqa.distill.corpus.fr_metrics import ms_ssim, psnr
-from internvqa.distill.corpus.sources import SourceSpec, render_source
+from internvqa.distill.corpus.sources import SourceSpec, bt601_luma, render_source
 from internvqa.distill.corpus.synth import pseudo_mos
 from internvqa.distill.data import build_window_cache, split_videos, work_dir
 from internvqa.distill.models import create_model
@@ -71,15 +71,9 @@ def fragments(clip: np.ndarray, size: int, frag: int, rng: np.random.Generator |
     return out, ref_out
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 limited-range Y of uint8 RGB, as the corpus labels it (float32)."""
-    f = rgb.astype(np.float32)
-    return 16 + (65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2]) / 255
-
-
 def _crop_label(ref_y: np.ndarray, crop_rgb: np.ndarray) -> float:
     """The corpus's pseudo-MOS / 100 of one crop: mean per-frame PSNR-Y and MS-SSIM."""
-    dist_y = _luma(crop_rgb)
+    dist_y = bt601_luma(crop_rgb)
     p = float(np.mean([min(psnr(r, d), 60.0) for r, d in zip(ref_y, dist_y, strict=True)]))
     m = float(np.mean([min(ms_ssim(r, d), 0.99999) for r, d in zip(ref_y, dist_y, strict=True)]))
     return pseudo_mos(p, 0.0, m) / 100.0
@@ -107,7 +101,7 @@ class Probe:
             (width, height), n, fps = side["display_size"], side["frames"], side["fps"]
             for name in {self.rows[v].source for v in self.splits["train"]}:
                 spec = SourceSpec(name, width, height, n, fps)
-                self.ref_luma[name] = _luma(render_source(spec, side["seed"]))
+                self.ref_luma[name] = bt601_luma(render_source(spec, side["seed"]))
         self.labels = np.array([r.mos / 100.0 for r in self.rows], dtype=np.float32)
         self.by_source: dict[str, list[int]] = {}
         for v in self.splits["train"]:
@@ -136,25 +130,19 @@ class Probe:
             keys = [self._view_key() for _ in vids]
         xs, ys, s = [], [], cfg["size"]
         for v, (wi, fy, fx, flip) in zip(vids, keys, strict=True):
-            clip = self.windows[v][wi % len(self.windows[v])]
+            k = wi % len(self.windows[v])
+            clip = self.windows[v][k]
+            ref = self.ref_luma[self.rows[v].source][list(self.frames[v][k])] if cfg["local"] else None
             if cfg["frag"]:
-                ref = None
-                if cfg["local"]:
-                    ref = self.ref_luma[self.rows[v].source][list(self.frames[v][wi % len(self.windows[v])])]
                 crop, ref = fragments(clip, s, cfg["frag"], np.random.default_rng(wi), ref)
+            else:
+                _, h, w, _ = clip.shape
+                y0, x0 = int(fy * (h - s + 1)), int(fx * (w - s + 1))
+                crop = clip[:, y0 : y0 + s, x0 : x0 + s]
                 if ref is not None:
-                    ys.append(cfg["local"] * _crop_label(ref, crop) + (1 - cfg["local"]) * self.labels[v])
-                if flip:
-                    crop = crop[:, :, ::-1]
-                xs.append(normalize(self.spec, np.ascontiguousarray(crop)[None])[0])
-                continue
-            _, h, w, _ = clip.shape
-            y0, x0 = int(fy * (h - s + 1)), int(fx * (w - s + 1))
-            crop = clip[:, y0 : y0 + s, x0 : x0 + s]
-            if cfg["local"]:
-                ref = self.ref_luma[self.rows[v].source][list(self.frames[v][wi % len(self.windows[v])])]
-                ys.append(cfg["local"] * _crop_label(ref[:, y0 : y0 + s, x0 : x0 + s], crop)
-                          + (1 - cfg["local"]) * self.labels[v])
+                    ref = ref[:, y0 : y0 + s, x0 : x0 + s]
+            if ref is not None:
+                ys.append(cfg["local"] * _crop_label(ref, crop) + (1 - cfg["local"]) * self.labels[v])
             if flip:
                 crop = crop[:, :, ::-1]
             xs.append(normalize(self.spec, np.ascontiguousarray(crop)[None])[0])

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from internvqa.distill.corpus.sources import bt601_luma
+
 pytest.importorskip("scipy")
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "teacher_probe.py"
 _spec = importlib.util.spec_from_file_location("teacher_probe", _PATH)
@@ -59,7 +61,7 @@ def test_centre_fragments_are_deterministic_and_random_ones_vary():
 def test_crop_label_is_the_corpus_formula_and_falls_with_damage():
     rng = np.random.default_rng(0)
     rgb = rng.integers(30, 220, (4, 56, 56, 3)).astype(np.uint8)
-    ref_y = probe._luma(rgb)
+    ref_y = bt601_luma(rgb)
     perfect = probe._crop_label(ref_y, rgb)
     noisy = np.clip(rgb.astype(int) + rng.integers(-6, 7, rgb.shape), 0, 255).astype(np.uint8)
     worse = np.clip(rgb.astype(int) + rng.integers(-40, 41, rgb.shape), 0, 255).astype(np.uint8)

@@ -28,6 +28,7 @@ __all__ = [
     "PROCEDURAL_SOURCES",
     "SourceSpec",
     "render_source",
+    "bt601_luma",
     "rgb_to_yuv420",
     "source_rng",
 ]
@@ -279,6 +280,12 @@ def render_source(spec: SourceSpec, seed: int) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
+def bt601_luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 limited-range Y' of uint8 RGB, float32 and unrounded (the corpus's luma)."""
+    f = rgb.astype(np.float32)
+    return 16 + (65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2]) / 255
+
+
 def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """BT.601 limited-range Y'CbCr 4:2:0 planes of one RGB frame (even dims).
 
@@ -288,7 +295,7 @@ def rgb_to_yuv420(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     f = rgb.astype(np.float32)
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
-    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    y = bt601_luma(rgb)
     cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
     cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
 

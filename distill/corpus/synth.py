@@ -41,7 +41,7 @@ import platform
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -158,13 +158,13 @@ class Preset:
 
 _DEMO_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "horse",
                  "gradient_checker", "plasma", "shapes")
+_DEMO = Preset("demo", 224, 128, 40, 20, _DEMO_SOURCES,
+               res_ladder=((2, "libx264", (23, 33, 43)), (2, "libsvtav1", (40, 52, 63))))
 PRESETS: dict[str, Preset] = {
-    "demo": Preset("demo", 224, 128, 40, 20, _DEMO_SOURCES,
-                   res_ladder=((2, "libx264", (23, 33, 43)), (2, "libsvtav1", (40, 52, 63)))),
+    "demo": _DEMO,
     # The demo's size, ladders and clip length with every source (18): 540 clips, for
     # experiments on how much content diversity the demo models need (benchmarks/RESULTS.md).
-    "demo-all": Preset("demo-all", 224, 128, 40, 20, (*NATURAL_SOURCES, *PROCEDURAL_SOURCES),
-                       res_ladder=((2, "libx264", (23, 33, 43)), (2, "libsvtav1", (40, 52, 63)))),
+    "demo-all": replace(_DEMO, name="demo-all", sources=(*NATURAL_SOURCES, *PROCEDURAL_SOURCES)),
     "small": Preset("small", 320, 180, 48, 24, (*NATURAL_SOURCES, *PROCEDURAL_SOURCES),
                     res_ladder=((2, "libx264", (23, 33, 43)), (2, "libvpx-vp9", (30, 45, 58)))),
     "full": Preset("full", 1280, 720, 96, 24, (*NATURAL_SOURCES, *PROCEDURAL_SOURCES),
