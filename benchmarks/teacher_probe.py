@@ -97,7 +97,13 @@ class Probe:
         self.sources: dict[str, list[float]] = {}
         self.ref_luma: dict[str, np.ndarray] = {}
         if cfg["local"]:
-            side = json.loads(manifest.with_suffix(".json").read_text())
+            try:
+                side = json.loads(manifest.with_suffix(".json").read_text())
+            except (OSError, ValueError):
+                side = {}
+            if "display_size" not in side:
+                raise SystemExit(f"error: 'local' labels need the synthetic corpus's sidecar "
+                                 f"{manifest.with_suffix('.json')} (vqa-data synth writes it)")
             (width, height), n, fps = side["display_size"], side["frames"], side["fps"]
             for name in {self.rows[v].source for v in self.splits["train"]}:
                 spec = SourceSpec(name, width, height, n, fps)
