@@ -172,6 +172,10 @@ def random_view(clip: np.ndarray, size: int, rng: np.random.Generator) -> np.nda
 class TrainWindows(Dataset):
     """`per_video` random views per training video and epoch; label = MOS / 100 (nan if none).
 
+    Where the manifest has per-frame labels (`mos_frames`: libvmaf's per-frame VMAF), a
+    view's label is the mean over the frames of its own window instead of the video's
+    pooled MOS: a window of a clip whose quality changes is graded by what it shows.
+
     A view is one of the video's windows, a random crop of it at native scale and a
     random flip. Sampling videos rather than windows keeps every video equally weighted
     and lets an epoch be cut to a CPU budget without dropping whole videos.
@@ -187,6 +191,7 @@ class TrainWindows(Dataset):
         self.per_video, self.views = per_video, views
         self.videos = list(videos)
         self.labels = [_label(r) for r in rows]
+        self.frame_labels = [frame_labels(r) for r in rows]
         self.windows: dict[int, list[int]] = {v: [] for v in self.videos}
         for i, w in enumerate(cache.windows):
             if w.video in self.windows:
@@ -226,8 +231,16 @@ class TrainWindows(Dataset):
         video = self.video_of(index)
         view, rng = self.view_rng(index)
         wid, x = self.render(video, rng)
-        return {"x": torch.from_numpy(x), "label": self.labels[video], "video": video,
-                "window": wid, "view": view}
+        return {"x": torch.from_numpy(x), "label": self.window_label(video, wid),
+                "video": video, "window": wid, "view": view}
+
+    def window_label(self, video: int, window: int) -> float:
+        """Mean per-frame label over the window's frames, else the video's label."""
+        per_frame = self.frame_labels[video]
+        if per_frame is None:
+            return self.labels[video]
+        idx = [i for i in self.cache.windows[window].frame_indices if i < len(per_frame)]
+        return float(np.mean(per_frame[idx])) / 100.0 if idx else self.labels[video]
 
 
 class EvalWindows(Dataset):
@@ -253,6 +266,23 @@ class EvalWindows(Dataset):
 
 def _label(row: ManifestRow) -> float:
     return float("nan") if row.mos is None else float(row.mos) / 100.0
+
+
+FRAME_LABELS_COLUMN = "mos_frames"
+
+
+def frame_labels(row: ManifestRow) -> np.ndarray | None:
+    """Per-frame labels of a row (`mos_frames`: space-separated, MOS scale), or None."""
+    text = row.extra.get(FRAME_LABELS_COLUMN, "").strip()
+    if not text:
+        return None
+    try:
+        values = np.array([float(v) for v in text.split()], dtype=np.float64)
+    except ValueError:
+        raise ManifestError(f"{row.path}: {FRAME_LABELS_COLUMN} is not a list of numbers") from None
+    if not np.all(np.isfinite(values)):
+        raise ManifestError(f"{row.path}: {FRAME_LABELS_COLUMN} has non-finite values")
+    return values
 
 
 # ---------------------------------------------------------------------------- loaders

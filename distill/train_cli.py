@@ -124,9 +124,13 @@ def _run(body, **kw) -> None:
               help="Manifest CSV with MOS and splits.")
 @click.option("--model", help="Teacher architecture (default: the preset's).")
 @click.option("--init", type=click.Path(path_type=Path),
-              help="Official InternVideo2 weights to start from (any layout).")
-@click.option("--preset", type=click.Choice(["demo", "paper"]), default="demo",
-              show_default=True)
+              help="Weights to start from: official InternVideo2 weights (any layout), or "
+                   "for a timm:<name> model a `vqa-distill import` folder.")
+@click.option("--preset", type=click.Choice(["demo", "paper", "cpu"]), default="demo",
+              show_default=True,
+              help="demo: small random-init InternVideo2 (minutes); paper: internvideo2_1b on "
+                   "GPUs; cpu: pretrained EfficientNet-Lite0 (--init from `vqa-distill import "
+                   "efficientnet-lite0`) fine-tuned on VMAF on 2 cores.")
 @click.option("--clip-spec", "clip_spec",
               help="Clip spec: a runtime preset name, a JSON object or a JSON file "
                    "(default: the preset's).")

@@ -33,6 +33,8 @@ from .checkpoint import load_official_weights, save_checkpoint
 from .data import EvalWindows, TrainWindows, WindowCache, heldout_split, split_videos
 from .losses import score_loss
 from .models import create_model
+from .models.pretrained import load_imported_backbone
+from .models.registry import TIMM_PREFIX
 from .train_common import SCORE_SCALE, TrainConfig, autocast, print_table
 from .train_eval import predict_videos, video_metrics
 from .train_loop import FitResult
@@ -70,7 +72,21 @@ DEMO = TeacherPreset(
     train=TrainConfig(epochs=12, batch_size=16, lr=5e-4, min_lr=1e-6, weight_decay=0.05,
                       warmup_epochs=1.0, layer_decay=1.0, per_video=2, precision="fp32"),
 )
-TEACHER_PRESETS = {"paper": PAPER, "demo": DEMO}
+# A pretrained CNN (`vqa-distill import efficientnet-lite0`) fine-tuned end to end on the
+# corpus's per-window libvmaf VMAF, sized for 2 CPU cores. Native-scale 224 px crops (no
+# resize: compression artefacts are fine-grained), 4 frames 6 apart, one window every 48
+# frames (2 s at 24 fps: one training window per standard-corpus clip, and at run time a
+# 1080p video costs 12 crops per 2 s), three crops along the long side when scoring.
+# Labels only, no teacher: it is also the "labels-only" baseline students must beat.
+CPU_CLIP = ClipSpec(num_frames=4, frame_stride=6, window_stride=48, size=224,
+                    resize_short=None, crop="three")
+CPU = TeacherPreset(
+    model="timm:tf_efficientnet_lite0", clip=CPU_CLIP, drop_path=0.1,
+    train=TrainConfig(epochs=3, batch_size=8, lr=5e-4, min_lr=1e-6, weight_decay=0.01,
+                      warmup_epochs=0.2, layer_decay=1.0, per_video=1, precision="fp32",
+                      log_every=20),
+)
+TEACHER_PRESETS = {"paper": PAPER, "demo": DEMO, "cpu": CPU}
 
 
 class TeacherTask:
@@ -124,7 +140,9 @@ def build_teacher(name: str, spec: ClipSpec, drop_path: float, init: str | None,
     model = create_model(name, img_size=spec.size, num_frames=spec.num_frames,
                          drop_path_rate=drop_path, **(overrides or {}))
     summary = None
-    if init:
+    if init and name.startswith(TIMM_PREFIX):  # a `vqa-distill import` folder
+        summary = load_imported_backbone(model, init)
+    elif init:
         summary = load_official_weights(model, init, side="teacher").summary()
     if freeze_blocks:
         blocks = getattr(model, "blocks", None)
@@ -135,6 +153,8 @@ def build_teacher(name: str, spec: ClipSpec, drop_path: float, init: str | None,
             blk.requires_grad_(False)
     if grad_ckpt_blocks:
         model.set_grad_checkpointing(True, grad_ckpt_blocks)
+    if name.startswith(TIMM_PREFIX):  # NHWC weights to match the NHWC training input
+        model = model.to(memory_format=torch.channels_last)
     return model, summary
 
 

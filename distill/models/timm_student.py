@@ -84,6 +84,8 @@ class TimmStudent(nn.Module):
         """(B, 3, T, H, W) -> per-frame pooled backbone features (B, T, F)."""
         b = x.shape[0]
         frames = x.transpose(1, 2).flatten(0, 1)  # (B*T, 3, H, W)
+        if self.training:  # NHWC convolutions train ~2x faster on CPU (same maths)
+            frames = frames.contiguous(memory_format=torch.channels_last)
         return self.backbone(frames).reshape(b, -1, self.backbone_dim)
 
     def forward_head(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,6 +94,21 @@ class TimmStudent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.forward_head(self.forward_features(x))
+
+    def load_backbone_state(self, state: dict[str, torch.Tensor], origin: str) -> None:
+        """Load backbone weights (the classifier, if any, is dropped); every key and shape
+        must match, so a file of another architecture is an error naming the key."""
+        own = self.backbone.state_dict()
+        state = {k: v for k, v in state.items() if k in own}  # drops the classifier
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise CheckpointError(f"{origin} lacks {len(missing)} backbone keys, e.g. {missing[0]}")
+        for k, v in state.items():
+            if v.shape != own[k].shape:
+                raise CheckpointError(
+                    f"{origin}: {k} has shape {tuple(v.shape)}, model needs {tuple(own[k].shape)}"
+                )
+        self.backbone.load_state_dict(state, strict=True)
 
 
 def _read_backbone_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -126,18 +143,5 @@ def create_timm_student(
         raise UsageError(f"timm:{backbone}: {exc}") from exc
     model = TimmStudent(cfg)
     if backbone_weights is not None:
-        state = _read_backbone_weights(backbone_weights)
-        own = model.backbone.state_dict()
-        state = {k: v for k, v in state.items() if k in own}  # drops the classifier (num_classes=0)
-        missing = [k for k in own if k not in state]
-        if missing:
-            raise CheckpointError(
-                f"{backbone_weights} lacks {len(missing)} backbone keys, e.g. {missing[0]}"
-            )
-        for k, v in state.items():
-            if v.shape != own[k].shape:
-                raise CheckpointError(
-                    f"{backbone_weights}: {k} has shape {tuple(v.shape)}, model needs {tuple(own[k].shape)}"
-                )
-        model.backbone.load_state_dict(state, strict=True)
+        model.load_backbone_state(_read_backbone_weights(backbone_weights), str(backbone_weights))
     return model
