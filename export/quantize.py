@@ -176,7 +176,8 @@ def float_readers_read_float(model: onnx.ModelProto) -> int:
 
 
 def _drop_dead_qdq(graph: onnx.GraphProto) -> None:
-    """Remove Q/DQ nodes whose outputs nobody reads any more."""
+    """Remove Q/DQ nodes whose outputs nobody reads any more, then their orphaned scale /
+    zero-point initializers (ONNX Runtime warns about each one at every session start)."""
     while True:
         used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
         dead = [
@@ -185,9 +186,12 @@ def _drop_dead_qdq(graph: onnx.GraphProto) -> None:
             if n.op_type in ("QuantizeLinear", "DequantizeLinear") and n.output[0] not in used
         ]
         if not dead:
-            return
+            break
         for n in dead:
             graph.node.remove(n)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    for init in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(init)
 
 
 def strip_output_qdq(model: onnx.ModelProto) -> int:

@@ -102,6 +102,15 @@ class Bundle:
         return float(self.score_scale["multiplier"]) * raw + float(self.score_scale["offset"])
 
 
+DEFAULT_BUNDLE_DIR = "default_bundle"
+
+
+def default_bundle() -> Path | None:
+    """The trained bundle shipped as package data (its MODEL_CARD.md says what it is)."""
+    path = Path(__file__).resolve().parent / DEFAULT_BUNDLE_DIR
+    return path if (path / META_NAME).is_file() else None
+
+
 # ---- hashing -------------------------------------------------------------------------
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()

@@ -6,8 +6,10 @@
     ffmpeg ... -f rawvideo - | vqa-score - --size 1280x720 --fps 25 --bundle DIR
 
 Decisions:
-- Bundle: `--bundle`, else `$INTERNVQA_BUNDLE`, else `work/bundles/latest` (where
-  `vqa-export` writes) if it exists; otherwise a usage error.
+- Bundle: `--bundle DIR`, else `$INTERNVQA_BUNDLE`, else the default model shipped inside
+  the package (`internvqa.runtime.default_bundle`), so `vqa-score video.mp4` works right
+  after `pip install`. `--bundle latest` is the bundle `vqa-export` wrote last
+  (`$INTERNVQA_WORK/bundles/latest`, `./work` without the variable).
 - Outputs: `--csv PATH` gets one row per input, appended (fsynced) as each finishes;
   `--json PATH|-` gets the VMAF-shaped log: one object for one input, a JSON list of
   objects for several; `--log-dir DIR` gets one `<file name>.json` per input. With neither
@@ -48,24 +50,29 @@ from internvqa.runtime.atomic import (
     repair_torn_tail,
 )
 from internvqa.runtime.backend import DEVICES
-from internvqa.runtime.bundle import PRECISIONS
+from internvqa.runtime.bundle import PRECISIONS, default_bundle
 from internvqa.runtime.cli_common import SizeParam, error_line, main_entry
 from internvqa.runtime.errors import InternVQAError, UsageError
 from internvqa.runtime.scorelog import METRIC, csv_header, csv_row, parse_csv_rows
 from internvqa.runtime.video import RAW_PIX_FMTS, raw_frame_bytes
 
-DEFAULT_BUNDLE = Path("work/bundles/latest")
-
 
 def resolve_bundle(bundle: str | None) -> Path:
+    """--bundle (or `latest`), else $INTERNVQA_BUNDLE, else the shipped default model."""
+    if bundle == "latest":
+        latest = Path(os.environ.get("INTERNVQA_WORK", "work")) / "bundles" / "latest"
+        if not latest.exists():
+            raise UsageError(f"--bundle latest: {latest} does not exist (run vqa-export first)")
+        return latest
     if bundle:
         return Path(bundle)
     env = os.environ.get("INTERNVQA_BUNDLE")
     if env:
         return Path(env)
-    if DEFAULT_BUNDLE.exists():
-        return DEFAULT_BUNDLE
-    raise UsageError(f"no bundle: pass --bundle DIR (default {DEFAULT_BUNDLE} does not exist)")
+    shipped = default_bundle()
+    if shipped is None:
+        raise UsageError("no bundle: this install has no default model; pass --bundle DIR")
+    return shipped
 
 
 def expand_inputs(inputs: tuple[str, ...], manifest: str | None) -> list[str]:
@@ -125,7 +132,8 @@ def _log_name(log_dir: Path, path: str, used: set[str]) -> Path:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1)
-@click.option("--bundle", help="Bundle directory (default: $INTERNVQA_BUNDLE or work/bundles/latest).")
+@click.option("--bundle", help="Bundle directory, or `latest` for the last vqa-export (default: "
+              "$INTERNVQA_BUNDLE, else the default model shipped with the package).")
 @click.option("--precision", type=click.Choice(PRECISIONS), help="Model precision (default: the bundle's).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--manifest", type=click.Path(), help="Manifest CSV whose `path` rows are scored.")
