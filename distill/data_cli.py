@@ -1,14 +1,20 @@
-"""`vqa-data`: build the synthetic compressed corpus, import public datasets, inspect manifests.
+"""`vqa-data`: build the synthetic compressed corpus, label your own encodes with libvmaf,
+import public datasets, inspect manifests.
 
-Runs with the light install plus scikit-image (for `synth`); never imports torch. Every
-user error is one line on stderr (`error: ...`) and exit code 2.
+Runs with the light install plus scikit-image (for `synth`) or imageio-ffmpeg (for `label`);
+never imports torch. Every user error is one line on stderr (`error: ...`) and exit code 2;
+`label` exits 1 when some pairs failed (each one line on stderr, all in the sidecar).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +39,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 def cli() -> None:
-    """Corpora for InternVQA: synthetic compressed corpus, dataset importers, manifest info."""
+    """Corpora for InternVQA: synthetic corpus, libvmaf labels, dataset importers, manifest info."""
 
 
 @cli.command()
@@ -76,6 +82,212 @@ def synth(out_dir: Path, preset: str, seed: int, workers: int | None, as_json: b
             f"{res.clips} clips ({res.encoded} encoded, {res.reused} reused) from {res.sources} sources, "
             f"codecs {', '.join(res.codecs)}, splits {res.splits}, {res.seconds:.1f} s\nmanifest: {res.manifest}"
         )
+
+
+_LABEL_DEFINITIONS = {
+    "vmaf": "pooled mean VMAF v0.6.1 (libvmaf model vmaf_v0.6.1), 0-100",
+    "vmaf_neg": "pooled mean VMAF NEG v0.6.1 (libvmaf model vmaf_v0.6.1neg), 0-100",
+}
+
+
+@cli.command()
+@click.argument("distorted", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--reference", type=click.Path(path_type=Path),
+              help="The pristine reference of every DISTORTED encode (any file FFmpeg decodes: "
+                   "y4m, FFV1 mkv, lossless mp4, ...).")
+@click.option("--pairs", "pairs_csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV with header reference,distorted[,source]; relative paths are relative "
+                   "to the CSV's folder. Instead of --reference and DISTORTED.")
+@click.option("--out", "out_manifest", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest CSV to write; a sidecar <stem>.json (versions, per-frame VMAF, "
+                   "failures) goes next to it.")
+@click.option("--mos", "mos_metric", type=click.Choice(sorted(_LABEL_DEFINITIONS)), default="vmaf",
+              show_default=True, help="Which pooled score becomes the manifest's mos column.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="libvmaf threads per pair (default: CPUs, at most 8).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def label(ctx: click.Context, distorted: tuple[Path, ...], reference: Path | None,
+          pairs_csv: Path | None, out_manifest: Path, mos_metric: str, threads: int | None,
+          as_json: bool) -> None:
+    """Label your own encodes with real VMAF (libvmaf) against their references.
+
+    \b
+      vqa-data label --reference ref.y4m enc_crf23.mp4 enc_crf35.webm --out manifest.csv
+      vqa-data label --pairs pairs.csv --out manifest.csv
+
+    One FFmpeg/libvmaf pass per pair scores VMAF v0.6.1, VMAF NEG, PSNR-Y, SSIM and MS-SSIM
+    on frame pairs renumbered so that frame i meets frame i (the frame counts must match).
+    A lower-resolution encode is upscaled to the reference's size (bicubic), as a viewer
+    would watch it. The manifest's mos is the pooled mean VMAF (see --mos); width/height are
+    the reference's (display) size, resolution the encode's coded size, and the columns
+    vmaf, vmaf_neg, psnr_y, ssim, ms_ssim, frames, reference, kbps are added. MS-SSIM is
+    empty for frames under 176 px. Exit 0: all labelled; 1: some pairs failed (listed on
+    stderr and in the sidecar); 2: none labelled, or a usage error.
+    """
+    from tqdm import tqdm
+
+    from internvqa.distill.corpus.vmaf import LabelError, label_pairs, versions
+    from internvqa.runtime.atomic import atomic_write_json
+    from internvqa.runtime.manifest import write_manifest
+
+    pairs = _label_inputs(distorted, reference, pairs_csv)
+    if out_manifest.suffix.lower() == ".json":
+        raise UsageError(f"--out {out_manifest}: the manifest is a CSV (its sidecar is the .json)")
+    sidecar = out_manifest.with_suffix(".json")
+    threads = threads or max(1, min(8, os.cpu_count() or 1))
+    source_of = {dist: source for dist, _, source in pairs}
+    vers = versions()  # also fails early, in one line, when no libvmaf ffmpeg is there
+    bar = tqdm(total=len(pairs), desc="libvmaf", unit="pair", disable=as_json or None,
+               file=sys.stderr)
+
+    def on_result(dist: Path, ref: Path, res) -> None:
+        if isinstance(res, LabelError):
+            tqdm.write(f"error: {res}", file=sys.stderr)
+        bar.update(1)
+
+    t0 = time.perf_counter()
+    try:
+        results = label_pairs([(d, r) for d, r, _ in pairs], threads=threads, on_result=on_result)
+    finally:
+        bar.close()
+    folder = out_manifest.resolve().parent
+    rows, per_frame, per_frame_neg, failures = [], {}, {}, []
+    for dist, ref, res in results:
+        if isinstance(res, LabelError):
+            failures.append({"distorted": _rel(dist, folder), "reference": _rel(ref, folder),
+                             "error": str(res)})
+            continue
+        row = _label_row(dist, ref, res, source_of[dist], mos_metric, folder)
+        rows.append(row)
+        per_frame[row.path] = [round(v, 3) for v in res.vmaf_frames]
+        per_frame_neg[row.path] = [round(v, 3) for v in res.vmaf_neg_frames]
+    write_manifest(rows, out_manifest)
+    atomic_write_json(sidecar, {
+        "manifest": out_manifest.name,
+        "label": {
+            "mos": _LABEL_DEFINITIONS[mos_metric],
+            "mos_metric": mos_metric,
+            "pairing": "distorted and reference renumbered with settb=1/30,setpts=N: frame i "
+                       "meets frame i; frame counts must match",
+            "scaling": "distorted upscaled to the reference size with bicubic when smaller",
+            "pix_fmt": "yuv420p (yuv420p10le when both files are > 8 bit)",
+            "features": "libvmaf psnr (psnr_y), float_ssim, float_ms_ssim (frames >= 176 px)",
+        },
+        "versions": vers,
+        "threads": threads,
+        "rows": len(rows),
+        "vmaf_frames": per_frame,
+        "vmaf_neg_frames": per_frame_neg,
+        "failures": failures,
+    })
+    mos = [r.mos for r in rows if r.mos is not None]
+    summary = {
+        "manifest": str(out_manifest), "sidecar": str(sidecar), "pairs": len(pairs),
+        "labelled": len(rows), "failed": len(failures), "mos": mos_metric,
+        "mos_min": min(mos) if mos else None, "mos_max": max(mos) if mos else None,
+        "seconds": round(time.perf_counter() - t0, 2), "versions": vers,
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        span = f", {mos_metric} {min(mos):.2f} .. {max(mos):.2f}" if mos else ""
+        click.echo(f"{len(rows)} of {len(pairs)} pairs labelled ({len(failures)} failed){span}, "
+                   f"{summary['seconds']:.1f} s (libvmaf {vers['libvmaf']}, "
+                   f"ffmpeg {vers['ffmpeg']})\nmanifest: {out_manifest}\nsidecar: {sidecar}")
+    if failures:
+        ctx.exit(2 if not rows else 1)
+
+
+def _label_inputs(distorted: tuple[Path, ...], reference: Path | None,
+                  pairs_csv: Path | None) -> list[tuple[Path, Path, str]]:
+    """(distorted, reference, source) triples from either --reference + DISTORTED or --pairs."""
+    if (reference is None) == (pairs_csv is None):
+        raise UsageError("give either --reference REF DISTORTED... or --pairs pairs.csv")
+    if reference is not None:
+        if not distorted:
+            raise UsageError("--reference needs at least one DISTORTED video")
+        pairs = [(d, reference, reference.stem) for d in distorted]
+    else:
+        if distorted:
+            raise UsageError("--pairs takes no DISTORTED arguments (the CSV lists them)")
+        pairs = _read_pairs(pairs_csv)
+    seen: set[Path] = set()
+    for d, _, _ in pairs:
+        key = d.resolve()
+        if key in seen:
+            raise UsageError(f"{d} is listed twice")
+        seen.add(key)
+    return pairs
+
+
+def _read_pairs(path: Path) -> list[tuple[Path, Path, str]]:
+    """Parse a pairs CSV (header reference,distorted[,source]) into triples."""
+    if not path.is_file():
+        raise UsageError(f"pairs file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    missing = [c for c in ("reference", "distorted") if c not in header]
+    if missing:
+        raise UsageError(f"{path}: missing column(s) {', '.join(missing)} "
+                         f"(header must be reference,distorted[,source]; got {','.join(header)})")
+    root = path.resolve().parent
+    pairs = []
+    for lineno, rec in enumerate(reader, start=2):
+        ref, dist = (rec.get("reference") or "").strip(), (rec.get("distorted") or "").strip()
+        if not ref or not dist:
+            raise UsageError(f"{path}:{lineno}: empty reference or distorted")
+        ref_p, dist_p = root / Path(ref), root / Path(dist)
+        pairs.append((dist_p, ref_p, (rec.get("source") or "").strip() or ref_p.stem))
+    if not pairs:
+        raise UsageError(f"{path}: no pairs (only a header)")
+    return pairs
+
+
+def _label_row(dist: Path, ref: Path, res, source: str, mos_metric: str, folder: Path):
+    """The manifest row of one labelled encode (reference size as width/height)."""
+    from internvqa.distill.corpus.vmaf import probe_video
+    from internvqa.runtime.manifest import ManifestRow
+
+    d, r = probe_video(dist), probe_video(ref)
+    kbps = d.kbps
+    return ManifestRow(
+        path=str(dist.resolve()),
+        mos=round(getattr(res, mos_metric), 4),
+        source=source,
+        codec=d.codec,
+        width=r.width,
+        height=r.height,
+        resolution=f"{d.width}x{d.height}",
+        extra={
+            "vmaf": f"{res.vmaf:.4f}",
+            "vmaf_neg": f"{res.vmaf_neg:.4f}",
+            "psnr_y": f"{res.psnr_y:.4f}",
+            "ssim": f"{res.ssim:.6f}",
+            "ms_ssim": "" if res.ms_ssim is None else f"{res.ms_ssim:.6f}",
+            "frames": str(res.frames),
+            "reference": _rel(ref, folder),
+            "kbps": "" if kbps is None else f"{kbps:.1f}",
+            # per-frame labels of the same metric as `mos`: training grades each window
+            # by its own frames (distill.data.frame_labels)
+            "mos_frames": " ".join(f"{v:.2f}" for v in getattr(res, f"{mos_metric}_frames")),
+        },
+    )
+
+
+def _rel(path: Path, folder: Path) -> str:
+    """`path` relative to the manifest's folder when it lies under it, else absolute."""
+    full = path.resolve()
+    try:
+        return full.relative_to(folder).as_posix()
+    except ValueError:
+        return str(full)
 
 
 @cli.group("import")

@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from internvqa.runtime.atomic import atomic_write_bytes
-from internvqa.runtime.bundle import DEFAULT_SCORE_SCALE
+from internvqa.runtime.bundle import DEFAULT_SCORE_SCALE, VMAF_SCORE_SCALE
 from internvqa.runtime.errors import CheckpointError, UsageError
 
 from .data import work_dir
@@ -37,6 +37,17 @@ from .data import work_dir
 # The one score-scale definition lives with the bundle format (runtime); checkpoints carry
 # the same dict so export copies it unchanged.
 SCORE_SCALE = DEFAULT_SCORE_SCALE
+
+
+def score_scale_for(rows) -> dict:
+    """The VMAF scale when every labelled row's MOS is its libvmaf `vmaf`, else MOS."""
+    labelled = [r for r in rows if r.mos is not None]
+    try:
+        vmaf = bool(labelled) and all(abs(float(r.extra["vmaf"]) - r.mos) < 1e-6
+                                      for r in labelled)
+    except (KeyError, ValueError):
+        vmaf = False
+    return dict(VMAF_SCORE_SCALE if vmaf else SCORE_SCALE)
 
 
 @dataclass

@@ -40,7 +40,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import EvalWindows, TrainWindows, WindowCache, heldout_split, split_videos, work_dir
 from .losses import MODES, distill_loss
 from .models import create_model
-from .train_common import SCORE_SCALE, TrainConfig, autocast, print_table, sha256_file
+from .train_common import TrainConfig, autocast, print_table, score_scale_for, sha256_file
 from .train_eval import predict_videos, video_metrics
 from .train_loop import FitResult
 
@@ -206,12 +206,12 @@ class StudentTask:
         paper = self.mode == "paper"
         student = D.plain_module(self.student, D.sub_state(weights, "student.") if paper
                                  else weights)
-        save_checkpoint(dirpath, student, self.cache.spec.to_dict(), SCORE_SCALE,
+        save_checkpoint(dirpath, student, self.cache.spec.to_dict(), score_scale_for(self.rows),
                         self.provenance, metrics)
         if paper:  # the co-trained teacher, for inspection
             teacher = D.plain_module(self.teacher, D.sub_state(weights, "teacher."))
             save_checkpoint(dirpath.parent / f"{dirpath.name}_teacher", teacher,
-                            self.cache.spec.to_dict(), SCORE_SCALE,
+                            self.cache.spec.to_dict(), score_scale_for(self.rows),
                             {**self.provenance, "kind": "cotrained-teacher"}, metrics)
 
 

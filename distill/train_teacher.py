@@ -35,7 +35,7 @@ from .losses import score_loss
 from .models import create_model
 from .models.pretrained import load_imported_backbone
 from .models.registry import TIMM_PREFIX
-from .train_common import SCORE_SCALE, TrainConfig, autocast, print_table
+from .train_common import TrainConfig, autocast, print_table, score_scale_for
 from .train_eval import predict_videos, video_metrics
 from .train_loop import FitResult
 
@@ -130,7 +130,7 @@ class TeacherTask:
 
     def save(self, dirpath: Path, metrics: dict, weights: dict) -> None:
         save_checkpoint(dirpath, D.plain_module(self.model, weights), self.cache.spec.to_dict(),
-                        SCORE_SCALE, self.provenance, metrics)
+                        score_scale_for(self.rows), self.provenance, metrics)
 
 
 def build_teacher(name: str, spec: ClipSpec, drop_path: float, init: str | None,

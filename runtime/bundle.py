@@ -58,6 +58,15 @@ DEFAULT_SCORE_SCALE: dict[str, Any] = {
     "higher is better.",
 }
 
+# The same 0-100 scale when the training labels were libvmaf VMAF (the corpus's default).
+VMAF_SCORE_SCALE: dict[str, Any] = {
+    **DEFAULT_SCORE_SCALE,
+    "name": "VMAF (predicted, no reference)",
+    "description": "Predicted VMAF v0.6.1 on 0-100 (model output x 100), estimated from the "
+    "compressed video alone: trained on libvmaf scores of encodes against their lossless "
+    "sources; higher is better.",
+}
+
 # Max ONNX opset of onnxruntime releases, used only if onnxruntime's schema list is
 # unavailable (from the ONNX Runtime compatibility table).
 _ORT_MAX_OPSET = {(1, 14): 18, (1, 15): 19, (1, 16): 19, (1, 17): 20, (1, 18): 21,
