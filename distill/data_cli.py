@@ -337,15 +337,46 @@ _import_command("waterloo4k", "import_waterloo4k",
                 "Waterloo 4K: ROOT holds scores.txt and {encoder}/{NN}/{res}_{level}.mp4 videos.")
 
 
+def _distribution(values: list[float]) -> dict:
+    """n, min, quartiles, max and mean of some labels (rounded for printing)."""
+    import numpy as np
+
+    if not values:
+        return {"n": 0}
+    q = np.percentile(values, [0, 25, 50, 75, 100])
+    return {"n": len(values), "min": round(float(q[0]), 2), "p25": round(float(q[1]), 2),
+            "median": round(float(q[2]), 2), "p75": round(float(q[3]), 2),
+            "max": round(float(q[4]), 2), "mean": round(math.fsum(values) / len(values), 2)}
+
+
 @cli.command()
 @click.argument("manifest", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True)
-def info(manifest: Path, as_json: bool) -> None:
-    """Counts per split and codec, sources, and the MOS range of a manifest."""
+@click.option("--per-source", is_flag=True, help="Also list the label range of every source.")
+def info(manifest: Path, as_json: bool, per_source: bool) -> None:
+    """Label distribution per split, codec and source, and how often labels fall with CRF.
+
+    `label_rd_order` is the share of adjacent CRF pairs (same source, codec and coded
+    resolution) whose label falls as CRF rises: a check of the labels themselves
+    (>= 0.98 expected for VMAF on the standard corpus).
+    """
     from internvqa.runtime.manifest import read_manifest
+    from internvqa.runtime.metrics import rd_order_pairs
 
     rows = read_manifest(manifest)
-    mos = [r.mos for r in rows if r.mos is not None]
+    labelled = [r for r in rows if r.mos is not None]
+    mos = [r.mos for r in labelled]
+
+    def by(key) -> dict:
+        groups: dict[str, list[float]] = {}
+        for r in labelled:
+            groups.setdefault(key(r) or "-", []).append(r.mos)
+        return {k: _distribution(v) for k, v in sorted(groups.items())}
+
+    ladder = [r for r in labelled if r.crf is not None]
+    correct, pairs = rd_order_pairs([r.mos for r in ladder],
+                                    [(r.source, r.codec, r.resolution) for r in ladder],
+                                    [r.crf for r in ladder])
     summary = {
         "manifest": str(manifest),
         "videos": len(rows),
@@ -356,15 +387,33 @@ def info(manifest: Path, as_json: bool) -> None:
         "mos_min": min(mos) if mos else None,
         "mos_max": max(mos) if mos else None,
         "mos_mean": (math.fsum(mos) / len(mos)) if mos else None,
+        "mos_by_split": by(lambda r: r.split),
+        "mos_by_codec": by(lambda r: r.codec),
+        "sources_by_split": {k: len({r.source for r in rows if (r.split or "-") == k})
+                             for k in sorted({r.split or "-" for r in rows})},
+        "label_rd_order": (correct / pairs) if pairs else None,
+        "label_rd_pairs": pairs,
     }
+    if per_source:
+        summary["mos_by_source"] = by(lambda r: r.source)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
     click.echo(f"{summary['videos']} videos, {summary['sources']} sources, {len(mos)} labelled")
-    click.echo("splits: " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
+    click.echo("splits: " + ", ".join(f"{k} {v} ({summary['sources_by_split'][k]} sources)"
+                                      for k, v in summary["splits"].items()))
     click.echo("codecs: " + ", ".join(f"{k} {v}" for k, v in summary["codecs"].items()))
     if mos:
         click.echo(f"mos: {summary['mos_min']:.2f} .. {summary['mos_max']:.2f} (mean {summary['mos_mean']:.2f})")
+        for title, table in (("split", summary["mos_by_split"]), ("codec", summary["mos_by_codec"]),
+                             *((("source", summary["mos_by_source"]),) if per_source else ())):
+            click.echo(f"mos by {title}:")
+            for k, d in table.items():
+                click.echo(f"  {k:28s} n {d['n']:5d}  min {d['min']:6.2f}  p25 {d['p25']:6.2f}  "
+                           f"median {d['median']:6.2f}  p75 {d['p75']:6.2f}  max {d['max']:6.2f}")
+    if pairs:
+        click.echo(f"labels fall with CRF in {correct} of {pairs} adjacent ladder pairs "
+                   f"({correct / pairs:.3f})")
 
 
 # ---- licensed media ------------------------------------------------------------------

@@ -74,11 +74,11 @@ DEMO = TeacherPreset(
 )
 # A pretrained CNN (`vqa-distill import efficientnet-lite0`) fine-tuned end to end on the
 # corpus's per-window libvmaf VMAF, sized for 2 CPU cores. Native-scale 224 px crops (no
-# resize: compression artefacts are fine-grained), 4 frames 6 apart, one window every 48
-# frames (2 s at 24 fps: one training window per standard-corpus clip, and at run time a
-# 1080p video costs 12 crops per 2 s), three crops along the long side when scoring.
+# resize: compression artefacts are fine-grained), 4 frames 6 apart, one window every 24
+# frames (two training windows per 48-frame standard-corpus clip; at run time 12 crops of
+# 224 px per second of 24 fps video), three crops along the long side when scoring.
 # Labels only, no teacher: it is also the "labels-only" baseline students must beat.
-CPU_CLIP = ClipSpec(num_frames=4, frame_stride=6, window_stride=48, size=224,
+CPU_CLIP = ClipSpec(num_frames=4, frame_stride=6, window_stride=24, size=224,
                     resize_short=None, crop="three")
 CPU = TeacherPreset(
     model="timm:tf_efficientnet_lite0", clip=CPU_CLIP, drop_path=0.1,

@@ -1,0 +1,107 @@
+"""Corpus builds with libvmaf labels and licensed media: a tiny `standard`-like preset.
+
+The preset keeps the standard preset's machinery (media sources from a folder, libvmaf
+labels, per-frame VMAF, split by scene, time limit) at 128x72 so a build takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from internvqa.distill.corpus import synth
+from internvqa.runtime.manifest import read_manifest
+
+pytest.importorskip("imageio_ffmpeg", reason="imageio-ffmpeg (libvmaf) is not installed")
+
+TINY = replace(
+    synth.PRESETS["standard"], name="tiny-vmaf", width=128, height=72, frames=12, fps=12,
+    sources=("plasma",), ladders={"libx264": (18, 40, 51)}, res_ladder=((2, "libx264", (30,)),),
+    max_paths={"photo": 2}, hd=None,
+)
+
+
+@pytest.fixture(autouse=True)
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(synth.PRESETS, TINY.name, TINY)
+
+
+def _photo_folder(root: Path) -> Path:
+    """A user's folder: two lossless photos with real texture (PNG, 1x allowed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in ("meadow", "harbour"):
+        noise = rng.standard_normal((300, 1000, 3)).astype(np.float32)
+        img = cv2.GaussianBlur(noise, (0, 0), 3.0) * 60 + 128
+        cv2.imwrite(str(root / f"{name}.png"), np.clip(img, 0, 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vmaf-corpus")
+    photos = _photo_folder(root / "photos")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(synth.PRESETS, TINY.name, TINY)
+        res = synth.run_build(root / "corpus", preset=TINY.name, sources_dir=photos, workers=2)
+    return res, root
+
+
+def test_labels_are_libvmaf_and_fall_with_crf(built):
+    res, _ = built
+    rows = read_manifest(res.manifest)
+    assert not res.partial and res.failures == []
+    assert {r.source.split("~")[0] for r in rows} == {"plasma", "user_meadow", "user_harbour"}
+    by_src: dict[str, dict[float, float]] = {}
+    for r in rows:
+        assert r.mos == pytest.approx(float(r.extra["vmaf"]))
+        frames = r.extra["mos_frames"].split()
+        assert len(frames) == TINY.frames
+        assert np.mean([float(v) for v in frames]) == pytest.approx(r.mos, abs=0.05)
+        if r.resolution == f"{TINY.width}x{TINY.height}":
+            by_src.setdefault(r.source, {})[r.crf] = r.mos
+    for ladder in by_src.values():
+        assert ladder[18] > ladder[40] > ladder[51]
+    side = json.loads((res.manifest.parent / "manifest.json").read_text())
+    assert side["labels"] == "vmaf" and side["libvmaf"]["vmaf_model"] == "vmaf_v0.6.1"
+    assert {m["file"] for m in side["media"]} == {"meadow.png", "harbour.png"}
+
+
+def test_every_path_of_a_photo_shares_its_split(built):
+    res, _ = built
+    rows = read_manifest(res.manifest)
+    splits: dict[str, set[str]] = {}
+    for r in rows:
+        splits.setdefault(r.extra["scene"], set()).add(r.split)
+    assert all(len(s) == 1 for s in splits.values())
+    assert any("~p1" in r.source for r in rows)  # a 1000x300 photo holds two regions
+
+
+def test_a_rerun_reuses_every_clip(built):
+    res, root = built
+    again = synth.run_build(root / "corpus", preset=TINY.name,
+                            sources_dir=root / "photos", workers=1)
+    assert again.encoded == 0 and again.reused == again.clips == res.clips
+
+
+def test_time_limit_writes_a_partial_manifest_and_a_rerun_finishes(tmp_path):
+    photos = _photo_folder(tmp_path / "photos")
+    part = synth.run_build(tmp_path / "c", preset=TINY.name, sources_dir=photos, workers=1,
+                           max_minutes=0.002)
+    assert part.partial and 0 < part.clips < part.planned
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["partial"] is True
+    assert len(read_manifest(part.manifest)) == part.clips
+    full = synth.run_build(tmp_path / "c", preset=TINY.name, sources_dir=photos, workers=1)
+    assert not full.partial and full.clips == part.planned and full.reused == part.clips
+
+
+def test_missing_media_folder_builds_from_the_built_ins(tmp_path):
+    notes: list[str] = []
+    entries = synth.resolve_entries(TINY, tmp_path / "nowhere", notes.append)
+    assert [e.name for e in entries] == ["plasma"]
+    assert "no licensed media" in notes[0] and "vqa-data sources fetch" in notes[0]
