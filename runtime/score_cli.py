@@ -157,13 +157,24 @@ def _log_name(log_dir: Path, path: str, used: set[str]) -> Path:
 @click.option("--max-frames", type=click.IntRange(min=1),
               help="Give up on an input with more frames than this (recorded as an error).")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--summary/--no-summary", default=None,
+              help="One human line per input instead of CSV rows on stdout "
+                   "[default: when stdout is a terminal].")
+@click.option("--explain", is_flag=True,
+              help="Say what the score means and how the model was trained, then exit.")
 def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_out, log_dir,
           csv_path, resume, retry_failed, threads, decode_threads, workers, batch_size,
-          max_seconds, max_frames,
-          no_progress) -> int:
-    """Score compressed-video quality (0-100, higher is better) with an InternVQA bundle."""
+          max_seconds, max_frames, no_progress, summary, explain) -> int:
+    """Score compressed-video quality (0-100, higher is better) with an InternVQA bundle.
+
+    With no --bundle the default model shipped with the package is used: a predicted VMAF
+    (0-100) from the compressed video alone (`vqa-score --explain` says more).
+    """
     from internvqa.runtime.scorer import Scorer
 
+    if explain:
+        click.echo(explain_bundle(resolve_bundle(bundle)))
+        return 0
     if inputs == ("-",):
         if manifest or csv_path or resume or log_dir:
             raise UsageError("pipe mode (-) takes no --manifest, --csv, --resume or --log-dir")
@@ -195,17 +206,61 @@ def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_
         click.echo(f"note: {scorer.bundle.note}", err=True)
     todo = [p for p in paths if p not in done]
     return run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, workers,
-                     no_progress)
+                     no_progress, summary)
+
+
+def explain_bundle(path: Path) -> str:
+    """What a bundle's score means, which model made it and how it was trained."""
+    from internvqa.runtime.bundle import load_bundle
+
+    b = load_bundle(path)
+    scale = b.score_scale
+    card = b.meta.get("model_card") or {}
+    lines = [f"model: {b.model_name} ({b.path}), precision {b.precision}",
+             f"score: {scale.get('name')}, {scale.get('min')}-{scale.get('max')}, "
+             f"{'higher' if scale.get('higher_is_better', True) else 'lower'} is better",
+             f"  {scale.get('description', '')}"]
+    for key in ("summary", "inputs", "training", "heldout_accuracy", "limitations"):
+        value = card.get(key)
+        if isinstance(value, dict):
+            lines.append(f"{key.replace('_', ' ')}:")
+            lines += [f"  {k}: {v}" for k, v in value.items()]
+        elif isinstance(value, list):
+            lines.append(f"{key.replace('_', ' ')}:")
+            lines += [f"  - {v}" for v in value]
+        elif value:
+            lines.append(f"{key.replace('_', ' ')}: {value}")
+    if not card:
+        lines.append("no model card in this bundle (see its bundle.json)")
+    return "\n".join(lines)
+
+
+def summary_line(path: str, result, err: str, scale_name: str) -> str:
+    """`path: 83.2 (VMAF ...), worst 71.5 at 2.0-2.8 s, 5 windows [flags]` or the error."""
+    if result is None:
+        return f"{path}: error: {err}"
+    scored = [w for w in result.windows if w.score is not None]
+    text = f"{path}: {result.score:.1f} ({scale_name})"
+    if len(scored) > 1:
+        worst = min(scored, key=lambda w: w.score)
+        text += f", worst {worst.score:.1f} at {worst.start_time:.1f}-{worst.end_time:.1f} s"
+    text += f", {len(result.windows)} window{'s' if len(result.windows) != 1 else ''}"
+    if result.flags:
+        text += f" [{', '.join(result.flags)}]"
+    return text
 
 
 def run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, workers,
-              no_progress) -> int:
+              no_progress, summary: bool | None = None) -> int:
     """Score `todo` in order, decoding up to `workers` inputs ahead; record every outcome."""
     from tqdm import tqdm
 
     from internvqa.runtime.video import open_video
 
-    rows_to_stdout = not csv_path and json_out != "-"
+    to_stdout = not csv_path and json_out != "-"
+    human = to_stdout and (sys.stdout.isatty() if summary is None else summary)
+    rows_to_stdout = to_stdout and not human
+    scale_name = str(scorer.bundle.score_scale.get("name", "score"))
     if rows_to_stdout:
         click.echo(csv_header())
     logs, used, failed = [], set(), 0
@@ -245,6 +300,9 @@ def run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, wor
             append_line(csv_path, row)
         if rows_to_stdout:
             click.echo(row)
+        elif human:
+            bar.clear()
+            click.echo(summary_line(path, result, err or "", scale_name))
         if result is not None:
             log = result.to_vmaf_json()
             if log_dir:

@@ -143,3 +143,21 @@ def test_pipe_mode_streams_one_line_per_window(runtime_bundle, tmp_path):
     assert pooled["windows"] == 3 and pooled["frames"] == 20
     assert set(pooled["pooled_metrics"]["internvqa"]) == {"min", "max", "mean", "harmonic_mean", "p5"}
     assert np.isfinite(pooled["pooled_metrics"]["internvqa"]["mean"])
+
+
+def test_summary_prints_one_human_line_per_input(runtime_bundle, videos, capsys):
+    good, bad = videos
+    args = ["--bundle", str(runtime_bundle), str(good[0]), str(bad), "--summary", "--no-progress"]
+    assert run_command(score, args) == 1
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and not lines[0].startswith("path,")
+    assert lines[0].startswith(f"{good[0]}: ") and "(MOS)" in lines[0]
+    assert "worst" in lines[0] and " s, 3 windows" in lines[0]
+    assert lines[1].startswith(f"{bad}: error: ")
+
+
+def test_explain_says_what_the_score_means(runtime_bundle, capsys):
+    assert run_command(score, ["--bundle", str(runtime_bundle), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "model: tiny-test" in out and "score: MOS, 0.0-100.0, higher is better" in out
+    assert "no model card" in out
