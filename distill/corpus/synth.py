@@ -685,6 +685,7 @@ def run_build(
                 raise
 
     splits = split_scenes(entries, seed) if p.media else split_sources(p.sources, seed)
+    by_name = {e.name: e for e in entries}
     rows = []
     for j in jobs:
         rec = done.get(j.clip_id)
@@ -693,7 +694,9 @@ def run_build(
         keys = ("psnr_y", "ssim", "ms_ssim", "vmaf", "vmaf_neg", "kbps", "mos_frames")
         extra = {k: str(rec[k]) for k in keys if rec.get(k) is not None}
         if p.media or p.hd:
-            extra["scene"] = next(e.scene for e in entries if e.name == j.source)
+            entry = by_name[j.source]
+            extra["scene"] = entry.scene
+            extra["content"] = "natural" if entry.natural else "other"
         rows.append(ManifestRow(
             path=rec["path"], mos=rec["mos"], source=j.source, codec=j.codec, crf=float(j.crf),
             width=j.width, height=j.height, split=splits[j.source], resolution=j.resolution,
