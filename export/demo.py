@@ -1,5 +1,6 @@
-"""`vqa-demo`: the whole pipeline on the built-in corpus, CPU-sized, end to end.
+"""`vqa-demo`: the shipped model at work, then the whole pipeline on the built-in corpus.
 
+shipped model vs libvmaf on fresh encodes of a held-out photo (export/showcase.py) ->
 corpus (vqa-data synth) -> teacher (vqa-distill teacher) -> student vit_s (vqa-distill
 student) -> bundle FP32/FP16/INT8 (+ engine where TensorRT and a GPU exist; vqa-export)
 -> score a held-out video (vqa-score) -> benchmark (vqa-bench) -> summary table.
@@ -41,6 +42,11 @@ class Stage:
 
     def __init__(self, total: int):
         self.total, self.n, self.times = total, 0, {}
+
+    def skip(self, name: str, why: str) -> None:
+        self.n += 1
+        click.echo(f"[{self.n}/{self.total}] {name}: skipped ({why})", err=True)
+        self.times[name] = 0.0
 
     def run(self, name: str, argv: list[str], done: bool, *, capture: bool = False) -> str:
         self.n += 1
@@ -97,7 +103,14 @@ def _demo(fresh: bool, student: str, calib_clips: int) -> None:
         for sub in ("corpus/demo", "runs", "bundles", "demo", "cache"):
             shutil.rmtree(work / sub, ignore_errors=True)
     t_start = time.perf_counter()
-    st = Stage(6)
+    st = Stage(7)
+    from internvqa.runtime.bundle import default_bundle
+
+    showcase = "score fresh encodes of a held-out photo with the shipped model, beside libvmaf"
+    if default_bundle() is not None:
+        st.run(showcase, [sys.executable, "-m", "internvqa.export.showcase"], done=False)
+    else:
+        st.skip(showcase, "this install has no shipped default model")
     corpus = work / "corpus" / "demo"
     manifest = corpus / "manifest.csv"
     st.run("build the synthetic corpus",
