@@ -57,11 +57,14 @@ def cli() -> None:
 @click.option("--max-minutes", type=click.FloatRange(min=0.1), default=None,
               help="Stop starting encodes after this long and write the manifest of the clips "
                    "done so far (a rerun finishes the rest).")
+@click.option("--labels", type=click.Choice(["vmaf", "pseudo"]), default=None,
+              help="vmaf (every preset's default): mos = libvmaf VMAF v0.6.1 vs the lossless "
+                   "source; pseudo: the earlier PSNR-Y/MS-SSIM pseudo-MOS formula.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Encoder processes (default: min(2, CPUs)).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def synth(out_dir: Path, preset: str, sources_dir: Path | None, max_minutes: float | None,
-          seed: int, workers: int | None, as_json: bool) -> None:
+          labels: str | None, seed: int, workers: int | None, as_json: bool) -> None:
     """Build the synthetic compressed corpus (sources x codecs x CRF ladders), resumably."""
     from tqdm import tqdm
 
@@ -81,7 +84,8 @@ def synth(out_dir: Path, preset: str, sources_dir: Path | None, max_minutes: flo
 
     try:
         res = run_build(out_dir, preset=preset, seed=seed, workers=workers, on_clip=on_clip,
-                        sources_dir=sources_dir, max_minutes=max_minutes, on_note=on_note)
+                        sources_dir=sources_dir, max_minutes=max_minutes, on_note=on_note,
+                        labels=labels)
     finally:
         bar.close()
     summary = {

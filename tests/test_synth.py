@@ -124,7 +124,9 @@ def test_demo_files_decode_at_source_size(demo):
 @pytest.mark.slow
 def test_demo_sidecar_documents_mos(demo):
     side = json.loads((demo.manifest.parent / "manifest.json").read_text())
-    assert side["mos_formula"] == synth.PSEUDO_MOS_FORMULA and side["mos_scale"] == [0, 100]
+    assert side["labels"] == "vmaf" and side["mos_scale"] == [0, 100]
+    assert side["mos_formula"].startswith("mos = pooled mean VMAF")
+    assert side["libvmaf"]["vmaf_model"] == "vmaf_v0.6.1"
     assert side["seed"] == 0 and set(side["splits"].values()) == {"train", "val", "test"}
 
 
@@ -135,7 +137,8 @@ def test_demo_determinism(demo, tmp_path):
     for job in (jobs[3], jobs[-1]):  # a plain encode and a resolution-ladder clip
         rec = synth.encode_clip(job, tmp_path)
         assert rec["mos"] == rows[job.relpath].mos
-        assert str(rec["ms_ssim"]) == rows[job.relpath].extra["ms_ssim"]
+        assert rec["mos_frames"] == rows[job.relpath].extra["mos_frames"]
+        assert str(rec["psnr_y"]) == rows[job.relpath].extra["psnr_y"]
 
 
 @pytest.mark.slow

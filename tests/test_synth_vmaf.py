@@ -105,3 +105,15 @@ def test_missing_media_folder_builds_from_the_built_ins(tmp_path):
     entries = synth.resolve_entries(TINY, tmp_path / "nowhere", notes.append)
     assert [e.name for e in entries] == ["plasma"]
     assert "no licensed media" in notes[0] and "vqa-data sources fetch" in notes[0]
+
+
+def test_pseudo_labels_remain_an_option(tmp_path):
+    res = synth.run_build(tmp_path / "c", preset=TINY.name, sources_dir=tmp_path / "none",
+                          workers=1, labels="pseudo")
+    rows = read_manifest(res.manifest)
+    assert rows and all("vmaf" not in r.extra and "mos_frames" not in r.extra for r in rows)
+    for r in rows:
+        expect = synth.pseudo_mos(float(r.extra["psnr_y"]), 0.0, float(r.extra["ms_ssim"]))
+        assert r.mos == pytest.approx(expect, abs=0.02)
+    side = json.loads((res.manifest.parent / "manifest.json").read_text())
+    assert side["labels"] == "pseudo" and side["mos_formula"] == synth.PSEUDO_MOS_FORMULA

@@ -176,7 +176,8 @@ class Preset:
 _DEMO_SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "brick", "grass", "horse",
                  "gradient_checker", "plasma", "shapes")
 _DEMO = Preset("demo", 224, 128, 40, 20, _DEMO_SOURCES,
-               res_ladder=((2, "libx264", (23, 33, 43)), (2, "libsvtav1", (40, 52, 63))))
+               res_ladder=((2, "libx264", (23, 33, 43)), (2, "libsvtav1", (40, 52, 63))),
+               labels="vmaf")
 # The corpus a real model learns from (README "Corpus"): every licensed photo, artwork,
 # texture and video of `vqa-data sources fetch` (photos give up to 3 non-overlapping
 # paths, artworks 2), the scikit-image photos and the procedural patterns, at 640x360,
@@ -205,12 +206,15 @@ PRESETS: dict[str, Preset] = {
     # experiments on how much content diversity the demo models need (benchmarks/RESULTS.md).
     "demo-all": replace(_DEMO, name="demo-all", sources=(*NATURAL_SOURCES, *PROCEDURAL_SOURCES)),
     "small": Preset("small", 320, 180, 48, 24, (*NATURAL_SOURCES, *PROCEDURAL_SOURCES),
-                    res_ladder=((2, "libx264", (23, 33, 43)), (2, "libvpx-vp9", (30, 45, 58)))),
+                    res_ladder=((2, "libx264", (23, 33, 43)), (2, "libvpx-vp9", (30, 45, 58))),
+                    labels="vmaf"),
     "full": Preset("full", 1280, 720, 96, 24, (*NATURAL_SOURCES, *PROCEDURAL_SOURCES),
                    res_ladder=tuple((f, c, crfs) for f in (2, 4) for c, crfs in (
                        ("libx264", (23, 33, 43)), ("libx265", (23, 33, 43)),
-                       ("libvpx-vp9", (30, 45, 58)), ("libsvtav1", (30, 45, 58))))),
+                       ("libvpx-vp9", (30, 45, 58)), ("libsvtav1", (30, 45, 58)))),
+                   labels="vmaf"),
 }
+LABELS = ("vmaf", "pseudo")
 
 
 @dataclass(frozen=True)
@@ -529,8 +533,10 @@ def _check_config(out_dir: Path, preset: Preset, seed: int) -> None:
     cfg = {"format_version": FORMAT_VERSION, "preset": preset.name, "seed": seed,
            "size": [preset.width, preset.height], "frames": preset.frames, "fps": preset.fps,
            "pseudo_mos": PSEUDO_MOS}
-    if preset.labels != "pseudo" or preset.media:  # what else decides the clips' content
-        cfg.update({"labels": preset.labels, "ladders": {k: list(v) for k, v in preset.ladders.items()},
+    if preset.labels != "pseudo":
+        cfg["labels"] = preset.labels
+    if preset.media:  # what else decides the clips' content
+        cfg.update({"ladders": {k: list(v) for k, v in preset.ladders.items()},
                     "res_ladder": [[f, c, list(v)] for f, c, v in preset.res_ladder],
                     "max_paths": preset.max_paths, "hd": list(preset.hd or [])})
     if cfg_path.exists():
@@ -604,6 +610,7 @@ def run_build(
     sources_dir: str | os.PathLike | None = None,
     max_minutes: float | None = None,
     on_note: Callable[[str], None] | None = None,
+    labels: str | None = None,
 ) -> BuildResult:
     """Build (or finish building) a corpus; `on_clip(done, total)` reports progress.
 
@@ -613,6 +620,10 @@ def run_build(
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     p = PRESETS[preset]
+    if labels is not None:
+        if labels not in LABELS:
+            raise UsageError(f"unknown labels {labels!r} (choose from {', '.join(LABELS)})")
+        p = replace(p, labels=labels)
     _check_sources(p)
     if p.media and sources_dir is None:
         from internvqa.distill.data import work_dir
