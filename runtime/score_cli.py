@@ -236,11 +236,11 @@ def explain_bundle(path: Path) -> str:
 
 
 def summary_line(path: str, result, err: str, scale_name: str) -> str:
-    """`path: 83.2 (VMAF ...), worst 71.5 at 2.0-2.8 s, 5 windows [flags]` or the error."""
+    """`path: <scale> 83.2, worst 71.5 at 2.0-2.8 s, 5 windows [flags]` or the error."""
     if result is None:
         return f"{path}: error: {err}"
     scored = [w for w in result.windows if w.score is not None]
-    text = f"{path}: {result.score:.1f} ({scale_name})"
+    text = f"{path}: {scale_name} {result.score:.1f}"
     if len(scored) > 1:
         worst = min(scored, key=lambda w: w.score)
         text += f", worst {worst.score:.1f} at {worst.start_time:.1f}-{worst.end_time:.1f} s"

@@ -67,8 +67,13 @@ def _score_cmd(bundle: Path, out: Path, clips: list[Path], *extra: str) -> list[
 
 def test_vqa_score_killed_then_resumed(runtime_bundle, clips, tmp_path):
     broken = clips[:]
-    broken[5] = tmp_path / "corrupt.mp4"  # a failed input must survive the kill too
-    broken[5].write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    # A failed input must survive the kill too. It goes last: rows are recorded in input
+    # order, so (with the check below that the kill landed before the batch ended) its row
+    # is never written before the kill, and the resumed run must record it (exit 1). At
+    # index 5 a kill that landed a few rows late made the rerun's exit code 0 (seen once
+    # in a fresh-clone CI run).
+    broken[-1] = tmp_path / "corrupt.mp4"
+    broken[-1].write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     ref = tmp_path / "ref" / "scores.csv"
     ref.parent.mkdir()
     assert subprocess.run(_score_cmd(runtime_bundle, ref, broken), capture_output=True,

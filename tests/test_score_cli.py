@@ -151,7 +151,7 @@ def test_summary_prints_one_human_line_per_input(runtime_bundle, videos, capsys)
     assert run_command(score, args) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and not lines[0].startswith("path,")
-    assert lines[0].startswith(f"{good[0]}: ") and "(MOS)" in lines[0]
+    assert lines[0].startswith(f"{good[0]}: MOS ")
     assert "worst" in lines[0] and " s, 3 windows" in lines[0]
     assert lines[1].startswith(f"{bad}: error: ")
 
