@@ -474,8 +474,10 @@ def encode_clip(job: ClipJob, out_dir: str | os.PathLike) -> dict:
     try:
         _write(tmp, setup.container, job.codec, {**setup.options, "crf": str(job.crf)}, src, job.fps)
         bitstream_bytes = tmp.stat().st_size
-        decoded = _read(tmp)
-        if len(decoded) != job.frames:
+        # Decoded planes are needed to upscale a resolution rung and for the numpy pseudo-MOS;
+        # a VMAF-labelled full-size encode is decoded (and its frames counted) by label_pair.
+        decoded = _read(tmp) if job.upscaled or job.labels != "vmaf" else None
+        if decoded is not None and len(decoded) != job.frames:
             raise VideoError(f"{job.clip_id}: encoder returned {len(decoded)} of {job.frames} frames")
         if job.upscaled:
             decoded = [_resize_planes(p, job.width, job.height, cv2.INTER_CUBIC) for p in decoded]
