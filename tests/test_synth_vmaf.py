@@ -117,3 +117,17 @@ def test_pseudo_labels_remain_an_option(tmp_path):
         assert r.mos == pytest.approx(expect, abs=0.02)
     side = json.loads((res.manifest.parent / "manifest.json").read_text())
     assert side["labels"] == "pseudo" and side["mos_formula"] == synth.PSEUDO_MOS_FORMULA
+
+
+def test_hd_tier_takes_only_sources_that_fill_the_larger_view(tmp_path):
+    """A photo too small for the hd size is left out of that tier, not a build failure."""
+    from internvqa.distill.corpus.media import user_catalog
+
+    photos = _photo_folder(tmp_path / "photos")  # 1000x300: fills 128x72, not 640x360
+    preset = replace(TINY, hd=(640, 360, 5))
+    entries = synth.resolve_entries(preset, photos)
+    jobs = synth.plan_jobs(preset, 0, entries)
+    hd = {j.source for j in jobs if j.tier}
+    assert hd == {"plasma"}  # the built-in renders at any size; the photos cannot
+    assert {e.name for e in entries} > hd
+    assert user_catalog(photos, on_event=lambda m: None)

@@ -71,10 +71,10 @@ from internvqa.runtime.atomic import (
     read_complete_lines,
     repair_torn_tail,
 )
-from internvqa.runtime.errors import UsageError, VideoError
+from internvqa.runtime.errors import InternVQAError, UsageError, VideoError
 from internvqa.runtime.manifest import ManifestRow, write_manifest
 
-from .vmaf import LabelError, label_pair
+from .vmaf import label_pair
 from .vmaf import versions as vmaf_versions
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints a banner per encoder otherwise
@@ -304,9 +304,11 @@ def plan_jobs(preset: Preset, seed: int, entries: list[SourceEntry] | None = Non
         entries = [entries[i] for i in source_rng("order", seed).permutation(len(entries))]
     jobs = []
     tiers = [(preset.width, preset.height, "", entries)]
-    if preset.hd:
+    if preset.hd:  # the first n sources that can fill the larger view
         w, h, n = preset.hd
-        tiers.append((w, h, f"{w}x{h}", entries[:n]))
+        fits = [e for e in entries if e.item is None
+                or paths_for(e.item, w, h, frames=preset.frames) > e.path_index]
+        tiers.append((w, h, f"{w}x{h}", fits[:n]))
     for width, height, tier, group in tiers:
         for e in group:
             common = dict(source=e.name, width=width, height=height, frames=preset.frames,
@@ -671,7 +673,7 @@ def run_build(
                 break
             try:
                 record(encode_clip(j, out_dir))
-            except (VideoError, LabelError, av.error.FFmpegError) as exc:
+            except (InternVQAError, av.error.FFmpegError) as exc:
                 failed(j, exc)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
@@ -690,7 +692,7 @@ def run_build(
                     j = running.pop(fut)
                     try:
                         record(fut.result())
-                    except (VideoError, LabelError, av.error.FFmpegError) as exc:
+                    except (InternVQAError, av.error.FFmpegError) as exc:
                         failed(j, exc)
             except BaseException:
                 for f in running:
