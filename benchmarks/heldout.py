@@ -27,7 +27,7 @@ import click
 import numpy as np
 
 from internvqa.runtime.manifest import ManifestRow, read_manifest
-from internvqa.runtime.metrics import evaluate, rd_order_pairs, srcc
+from internvqa.runtime.metrics import srcc
 
 CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
 
@@ -44,19 +44,19 @@ def within_source_srcc(pred: Sequence[float], rows: Sequence[ManifestRow]) -> fl
 
 
 def figures(pred: Sequence[float], rows: Sequence[ManifestRow]) -> dict:
-    """The accuracy row of one engine on some videos (all finite predictions)."""
+    """The accuracy row of one engine on some videos: `bench.accuracy` (the evaluation
+    `vqa-bench` reports) plus the mean within-source SRCC."""
+    from internvqa.runtime.bench import accuracy
+
     keep = [(p, r) for p, r in zip(pred, rows, strict=True)
             if p is not None and math.isfinite(p) and r.mos is not None]
     if len(keep) < 3:
         return {"n": len(keep)}
     p, rs = [k[0] for k in keep], [k[1] for k in keep]
-    m = evaluate(p, [r.mos for r in rs])
-    correct, pairs = rd_order_pairs(p, [(r.source, r.codec, r.resolution) for r in rs],
-                                    [r.crf if r.crf is not None else float("nan") for r in rs])
-    return {"n": len(rs), "srcc": m["srcc"], "krcc": m["krcc"], "plcc_logistic": m["plcc_logistic"],
-            "rmse_logistic": m["rmse_logistic"], "plcc_linear": m["plcc_linear"],
-            "rd_order_accuracy": correct / pairs if pairs else float("nan"),
-            "rd_order_pairs": pairs, "within_source_srcc": within_source_srcc(p, rs)}
+    m = accuracy(p, rs)
+    keys = ("n", "srcc", "krcc", "plcc_logistic", "rmse_logistic", "plcc_linear",
+            "rd_order_accuracy", "rd_order_pairs")
+    return {**{k: m.get(k, float("nan")) for k in keys}, "within_source_srcc": within_source_srcc(p, rs)}
 
 
 def _coded(row: ManifestRow) -> tuple[int, int]:
@@ -86,11 +86,12 @@ def bitrate_model(train: Sequence[ManifestRow], test: Sequence[ManifestRow], fps
         x = bitrate_features(rows, fps)
         return np.column_stack([x, x[:, :1] ** 2, x[:, :1] * x[:, 1:2]])
 
+    from internvqa.runtime.baseline import ridge_fit
+
     xtr, xte = design(train), design(test)
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-9
-    a, b = (xtr - mu) / sd, np.array([r.mos for r in train])
-    w = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (b - b.mean()))
-    return list(((xte - mu) / sd) @ w + b.mean())
+    w, b = ridge_fit((xtr - mu) / sd, np.array([r.mos for r in train]), lam)
+    return list(((xte - mu) / sd) @ w + b)
 
 
 def subsets(rows: Sequence[ManifestRow]) -> dict[str, list[int]]:
