@@ -13,6 +13,7 @@ GPU and TensorRT version and is never shipped.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def ship(bundle: Path, card: dict[str, Any], out: Path | None = None,
          precisions: tuple[str, ...] = ("fp32", "fp16", "int8")) -> Path:
     """Copy `bundle`'s ONNX graphs + meta (plus `card`) into the default-bundle folder."""
     src = load_bundle(bundle)
-    meta = json.loads((Path(bundle) / "bundle.json").read_text(encoding="utf-8"))
+    meta = copy.deepcopy(src.meta)
     files = {}
     extra = {}
     for name, entry in meta["files"].items():

@@ -15,7 +15,6 @@ which *is* a training source, and says so.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -86,13 +85,9 @@ def run_showcase(work: Path, bundle: Path | None = None,
                  "libsvtav1": (45, 55, 60, 63)},
         res_ladder=((2, "libx264", (22, 32)),), max_paths={"photo": 1},
     )
-    synth.PRESETS[preset.name] = preset
     out = work / "showcase" / ("corpus" if folder else "corpus-fallback")
-    try:
-        res = synth.run_build(out, preset=preset.name, sources_dir=folder, workers=2,
-                              on_note=lambda m: None)
-    finally:
-        synth.PRESETS.pop(preset.name, None)
+    res = synth.run_build(out, preset=preset, sources_dir=folder, workers=2,
+                          on_note=lambda m: None)
     rows = read_manifest(res.manifest)
     scorer = Scorer(bundle)
     table = []
@@ -133,8 +128,7 @@ def main(bundle: Path | None) -> None:
     """Score fresh encodes of a held-out photo with the default model, beside libvmaf."""
     from internvqa.distill.data import work_dir
 
-    with tempfile.TemporaryDirectory():
-        print_showcase(run_showcase(work_dir(), bundle))
+    print_showcase(run_showcase(work_dir(), bundle))
 
 
 if __name__ == "__main__":  # pragma: no cover

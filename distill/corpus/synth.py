@@ -607,7 +607,7 @@ def resolve_entries(p: Preset, sources_dir: Path | None,
 
 def run_build(
     out_dir: str | os.PathLike,
-    preset: str = "demo",
+    preset: str | Preset = "demo",
     seed: int = 0,
     workers: int | None = None,
     on_clip: Callable[[int, int], None] | None = None,
@@ -621,9 +621,12 @@ def run_build(
     `max_minutes` stops starting new encodes after that long and writes the manifest of
     the clips done so far (sidecar `"partial": true`); a rerun finishes the rest.
     """
-    if preset not in PRESETS:
+    if isinstance(preset, Preset):  # a caller's own preset (e.g. the demo's showcase)
+        p = preset
+    elif preset in PRESETS:
+        p = PRESETS[preset]
+    else:
         raise UsageError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
-    p = PRESETS[preset]
     if labels is not None:
         if labels not in LABELS:
             raise UsageError(f"unknown labels {labels!r} (choose from {', '.join(LABELS)})")
