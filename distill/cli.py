@@ -13,7 +13,7 @@ import click
 
 from .import_cli import import_command
 from .models.listing import models_command
-from .train_cli import student_command, teacher_command
+from .train_cli import hybrid_command, student_command, teacher_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +32,7 @@ main.add_command(models_command)
 main.add_command(import_command)
 main.add_command(teacher_command)
 main.add_command(student_command)
+main.add_command(hybrid_command)
 
 
 # glibc returns freed memory to the OS and page-faults it back on every training step; told

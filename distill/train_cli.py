@@ -267,3 +267,47 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
     finish_student(task, run_dir, Path(teacher_dir), result)
     if info.is_main:
         click.echo(f"student run: {run_dir}")
+
+
+# ---------------------------------------------------------------------------- hybrid
+@click.command("hybrid")
+@click.option("--from", "checkpoint", required=True, type=click.Path(path_type=Path),
+              help="A trained pixel model's checkpoint folder (timm:<backbone>, e.g. RUN/best).")
+@click.option("--manifest", required=True, type=click.Path(path_type=Path),
+              help="Manifest CSV with MOS and splits (the corpus the pixel model was trained on).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run folder: <out>/best (checkpoint) and <out>/report.json.")
+@click.option("--epochs", type=int, default=30, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=0.05, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--side-hidden", type=int, default=32, show_default=True,
+              help="Width of the fusion MLP.")
+@click.option("--side-drop", type=float, default=0.25, show_default=True,
+              help="Chance a training row sees no bitstream input (trains pixel-only mode).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, help="torch CPU threads.")
+def hybrid_command(**kw) -> None:
+    """Add the bitstream head to a pixel model: the file's bits per pixel, codec and coded
+    resolution are fused with the frozen pixel features (one cached pass over the corpus,
+    then seconds per epoch). Reports hybrid and pixel-only figures on every split."""
+    _run(_hybrid, **kw)
+
+
+def _hybrid(checkpoint, manifest, out, epochs, lr, weight_decay, batch_size, side_hidden,
+            side_drop, seed, threads) -> None:
+    from .data import work_dir
+    from .train_hybrid import train_hybrid
+
+    if threads:
+        torch.set_num_threads(threads)
+    if not 0.0 <= side_drop < 1.0:
+        raise UsageError("--side-drop must be in [0, 1)")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise UsageError("--epochs and --batch-size must be >= 1 and --lr > 0")
+    rows, prov = load_rows(manifest)
+    prov["command"] = " ".join(["vqa-distill", *sys.argv[1:]])
+    train_hybrid(Path(checkpoint), rows, Path(out), work_dir(), epochs=epochs, lr=lr,
+                 weight_decay=weight_decay, batch_size=batch_size, side_hidden=side_hidden,
+                 side_drop=side_drop, seed=seed, log=lambda m: click.echo(m, err=True),
+                 provenance=prov)

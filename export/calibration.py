@@ -16,6 +16,7 @@ from itertools import islice
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
+from internvqa.runtime.bitstream import side_vector
 from internvqa.runtime.clipspec import ClipSpec, windows_to_input
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.video import iter_windows, open_video
@@ -24,18 +25,34 @@ TRAIN_SPLITS = ("train", "training", "")
 HELD_OUT_SPLITS = ("test", "val", "valid", "validation")
 
 
-def video_clips(row: ManifestRow, spec: ClipSpec) -> Iterator[np.ndarray]:
-    """Model inputs (1, 3, T, S, S) of one video, window by window and crop by crop."""
+Feeds = dict[str, np.ndarray]  # graph input name -> batch ("video", and "side" for hybrids)
+
+
+def video_clips(row: ManifestRow, spec: ClipSpec) -> Iterator[Feeds]:
+    """Model inputs of one video, window by window and crop by crop: `video` (1, 3, T, S, S)
+    and `side` (1, SIDE_DIM), the window's bitstream side input (used by hybrid graphs)."""
     with open_video(row.abspath) as source:
+        info = source.info
         for window in iter_windows(source, spec, crop_only=True):
             x = windows_to_input(spec, [window.clip])
+            side = side_vector(window.bits, window.span_frames, info.width, info.height,
+                               info.codec)[None]
             for crop in x:
-                yield crop[None]
+                yield {"video": crop[None], "side": side}
+
+
+def only(feeds: Feeds, names: Sequence[str]) -> Feeds:
+    """The feeds a graph with inputs `names` takes."""
+    return {k: v for k, v in feeds.items() if k in names}
+
+
+def concat_feeds(items: Sequence[Feeds]) -> Feeds:
+    return {k: np.concatenate([f[k] for f in items]) for k in items[0]}
 
 
 def manifest_clips(
     rows: Sequence[ManifestRow], spec: ClipSpec, limit: int, seed: int = 0
-) -> Iterator[np.ndarray]:
+) -> Iterator[Feeds]:
     """Up to `limit` clips drawn across videos: round-robin over a shuffled video order.
 
     Round-robin, not video after video, so a small `limit` still covers many sources and
@@ -45,7 +62,7 @@ def manifest_clips(
     random.Random(seed).shuffle(order)
     streams = [video_clips(r, spec) for r in order]
 
-    def round_robin() -> Iterator[np.ndarray]:
+    def round_robin() -> Iterator[Feeds]:
         live = streams
         while live:
             still = []
@@ -86,12 +103,12 @@ class ClipCalibrationReader(CalibrationDataReader):
         rows: Sequence[ManifestRow],
         spec: ClipSpec,
         limit: int,
-        input_name: str = "video",
+        input_names: Sequence[str] = ("video",),
         progress=None,
     ) -> None:
         self._make = lambda: manifest_clips(rows, spec, limit)
         self._clips = self._make()
-        self._input = input_name
+        self._inputs = tuple(input_names)
         self._progress = progress
         self.count = 0
 
@@ -102,7 +119,7 @@ class ClipCalibrationReader(CalibrationDataReader):
         self.count += 1
         if self._progress is not None:
             self._progress(1)
-        return {self._input: clip}
+        return only(clip, self._inputs)
 
     def rewind(self) -> None:
         self._clips = self._make()

@@ -1,4 +1,5 @@
-"""PyTorch -> ONNX FP32: one self-contained file with input `video`, outputs `score`, `feature`.
+"""PyTorch -> ONNX FP32: one self-contained file with input `video` (+ `side` for a hybrid
+model: the bitstream side input, `internvqa.runtime.bitstream`), outputs `score`, `feature`.
 
 Exporter choice: `torch.onnx.export(dynamo=True)` at opset 18. On torch 2.14 the
 TorchScript exporter (`dynamo=False`, opset 17) still works but warns that it will be
@@ -28,6 +29,14 @@ OUTPUT_NAMES = ("score", "feature")
 PROTOBUF_LIMIT = 2 * 1024**3 - 64 * 1024**2  # leave room for the graph itself
 
 
+SIDE_NAME = "side"
+
+
+def side_dim_of(model: torch.nn.Module) -> int:
+    """Width of a hybrid model's bitstream side input (0: pixel-only model)."""
+    return int(getattr(getattr(model, "cfg", None), "side_dim", 0) or 0)
+
+
 class _ScoreFirst(torch.nn.Module):
     """Registry models return (feature, score); the bundle lists score first."""
 
@@ -37,6 +46,14 @@ class _ScoreFirst(torch.nn.Module):
 
     def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feature, score = self.model(video)
+        return score, feature
+
+
+class _HybridScoreFirst(_ScoreFirst):
+    """The same for a hybrid model: inputs (video, side)."""
+
+    def forward(self, video: torch.Tensor, side: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        feature, score = self.model(video, side)
         return score, feature
 
 
@@ -56,17 +73,25 @@ def export_onnx(
     example = torch.zeros(2, *clip_shape)  # batch 2, so the exporter never specialises to 1
     external = weight_bytes(model) > PROTOBUF_LIMIT
     batch = torch.export.Dim("batch", min=1, max=max(2, max_batch))
+    side = side_dim_of(model)
+    if side:
+        wrapped: torch.nn.Module = _HybridScoreFirst(model)
+        args: tuple = (example, torch.zeros(2, side))
+        names = [INPUT_NAME, SIDE_NAME]
+        dynamic = {"video": {0: batch}, "side": {0: batch}}
+    else:
+        wrapped, args, names, dynamic = _ScoreFirst(model), (example,), [INPUT_NAME], {"video": {0: batch}}
     with _quiet(), torch.no_grad():
         torch.onnx.export(
-            _ScoreFirst(model),
-            (example,),
+            wrapped,
+            args,
             str(path),
             dynamo=True,
             opset_version=OPSET,
             external_data=external,
-            input_names=[INPUT_NAME],
+            input_names=names,
             output_names=list(OUTPUT_NAMES),
-            dynamic_shapes={"video": {0: batch}},
+            dynamic_shapes=dynamic,
             verbose=False,
         )
     # The checker needs a path (not a proto) for graphs with external data.

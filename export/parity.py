@@ -16,9 +16,9 @@ from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.metrics import evaluate
 
-from .calibration import video_clips
+from .calibration import Feeds, only, video_clips
 
-Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # x -> (score, feature)
+Runner = Callable[[Feeds], tuple[np.ndarray, np.ndarray]]  # feeds -> (score, feature)
 
 # Bounds the export is held to, on the model's raw 0-1 output (x100 = the score scale).
 # FP16: 0.5 points of 100; the pretrained EfficientNet-Lite0 (BatchNorm folded into convs)
@@ -41,34 +41,42 @@ def ort_runner(path: str, threads: int | None = None, opt_level: str = "all") ->
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
 
-    def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        score, feature = session.run(["score", "feature"], {"video": x})
+    def run(feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
+        score, feature = session.run(["score", "feature"], only(feeds, names))
         return score.astype(np.float32), feature.astype(np.float32)
 
     return run
 
 
 def torch_runner(model) -> Runner:
-    """The PyTorch model as `x -> (score, feature)` (the registry returns feature first)."""
+    """The PyTorch model as `feeds -> (score, feature)` (the registry returns feature first)."""
     import torch
 
-    def run(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from .onnx_export import side_dim_of
+
+    hybrid = side_dim_of(model) > 0
+
+    def run(feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
+        args = [torch.from_numpy(feeds["video"])]
+        if hybrid:
+            args.append(torch.from_numpy(feeds["side"]))
         with torch.no_grad():
-            feature, score = model(torch.from_numpy(x))
+            feature, score = model(*args)
         return score.float().numpy(), feature.float().numpy()
 
     return run
 
 
-def compare(ref: Runner, runners: dict[str, Runner], clips: Iterable[np.ndarray]) -> dict:
+def compare(ref: Runner, runners: dict[str, Runner], clips: Iterable[Feeds]) -> dict:
     """Worst-case score difference and feature cosine of each runner against `ref`."""
     stats = {k: {"score_abs_max": 0.0, "score_abs_mean": 0.0, "feature_cos_min": 1.0}
              for k in runners}
     n = 0
     for x in clips:
         s0, f0 = ref(x)
-        n += len(x)
+        n += len(x["video"])
         for name, run in runners.items():
             s, f = run(x)
             d = np.abs(s.astype(np.float64) - s0)

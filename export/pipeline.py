@@ -29,7 +29,7 @@ from internvqa.runtime.manifest import check_videos_exist, read_manifest
 
 from . import calibration, parity
 from .fp16 import convert_fp16
-from .onnx_export import OPSET, export_onnx
+from .onnx_export import OPSET, export_onnx, side_dim_of
 from .qdq_rules import check_qdq
 
 Log = Callable[[str], None]
@@ -86,16 +86,16 @@ def check_writable(out: Path) -> None:
         raise UsageError(f"output {out} is not writable ({out.parent} is read-only)")
 
 
-def _batches(clips: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    """Group batch-1 clips into batches of `size` (exercises the dynamic batch axis)."""
-    buf: list[np.ndarray] = []
+def _batches(clips: Iterable[calibration.Feeds], size: int) -> Iterator[calibration.Feeds]:
+    """Group batch-1 feeds into batches of `size` (exercises the dynamic batch axis)."""
+    buf: list[calibration.Feeds] = []
     for c in clips:
         buf.append(c)
         if len(buf) == size:
-            yield np.concatenate(buf)
+            yield calibration.concat_feeds(buf)
             buf = []
     if buf:
-        yield np.concatenate(buf)
+        yield calibration.concat_feeds(buf)
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -216,11 +216,12 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
 
         versions = _versions()
         versions["opset"] = max(_opset(p) for p in files.values())
-        engine_note, plan = _engine(opts, files, meta_files, clip_shape, tmp, versions, log)
+        engine_note, plan = _engine(opts, files, meta_files, clip_shape, tmp, versions, log,
+                                    side_dim_of(model))
         meta = {
             "model": {"name": arch, "config": config["model"].get("config", {})},
             "clip_spec": spec.to_dict(),
-            "inputs": [{"name": "video", "shape": ["batch", *clip_shape], "dtype": "float32"}],
+            "inputs": _inputs_meta(model, clip_shape),
             "outputs": [{"name": "score", "shape": ["batch"], "dtype": "float32"},
                         {"name": "feature", "shape": ["batch", 768], "dtype": "float32"}],
             "score_scale": scale,
@@ -244,11 +245,30 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
             onnx_name = "model.int8.onnx" if opts.int8 else "model.onnx"
             triton = write_triton_repo(opts.triton, bundle_dir_name(arch), bundle / onnx_name,
                                        clip_shape, opts.max_batch,
-                                       bundle / plan if plan else None)
+                                       bundle / plan if plan else None,
+                                       side_dim=side_dim_of(model))
     import json
 
     written = json.loads((bundle / "bundle.json").read_text(encoding="utf-8"))
     return ExportResult(bundle, written, engine_note, triton)
+
+
+def _graph_inputs(path: Path) -> list[str]:
+    import onnx
+
+    return [i.name for i in onnx.load(str(path), load_external_data=False).graph.input]
+
+
+def _inputs_meta(model, clip_shape: tuple[int, ...]) -> list[dict]:
+    inputs = [{"name": "video", "shape": ["batch", *clip_shape], "dtype": "float32"}]
+    side = side_dim_of(model)
+    if side:
+        from internvqa.runtime.bitstream import SIDE_NAMES, SIDE_VERSION
+
+        inputs.append({"name": "side", "shape": ["batch", side], "dtype": "float32",
+                       "features": list(SIDE_NAMES), "version": SIDE_VERSION,
+                       "optional": "all zeros = pixel-only mode"})
+    return inputs
 
 
 def _default_precision(int8: bool, latency: dict, log) -> str:
@@ -288,6 +308,7 @@ def _quantize(opts: ExportOptions, fp32: Path, rows, spec: ClipSpec, tmp: Path, 
         f"from {len(calib_rows)} training videos (streamed)")
     bar = _bar(opts.calib_clips, "calibration", opts.progress)
     reader = calibration.ClipCalibrationReader(calib_rows, spec, opts.calib_clips,
+                                               input_names=_graph_inputs(fp32),
                                                progress=bar.update)
     out = tmp / "model.int8.onnx"
     try:
@@ -342,7 +363,8 @@ def _accuracy(opts, rows, spec, ort_fp32, runners, scale, log: Log) -> dict:
     return report
 
 
-def _engine(opts, files, meta_files, clip_shape, tmp: Path, versions: dict, log: Log):
+def _engine(opts, files, meta_files, clip_shape, tmp: Path, versions: dict, log: Log,
+            side_dim: int = 0):
     """Build the TensorRT plan when asked/possible; returns (note, plan name or None)."""
     from . import tensorrt_build as tb
 
@@ -351,7 +373,7 @@ def _engine(opts, files, meta_files, clip_shape, tmp: Path, versions: dict, log:
     if opts.engine is False:
         return "engine step disabled (--no-engine)", None
     ok, why = tb.tensorrt_status()
-    hint = tb.rebuild_hint(opts.out, source, clip_shape, opts.max_batch)
+    hint = tb.rebuild_hint(opts.out, source, clip_shape, opts.max_batch, side_dim)
     if not ok:
         if opts.engine:
             raise UsageError(f"--engine: cannot build a TensorRT engine here: {why}")

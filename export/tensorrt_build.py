@@ -20,7 +20,7 @@ from pathlib import Path
 from internvqa.runtime.atomic import atomic_write_bytes
 from internvqa.runtime.errors import InternVQAError
 
-from .onnx_export import INPUT_NAME
+from .onnx_export import INPUT_NAME, SIDE_NAME
 
 
 class EngineBuildError(InternVQAError):
@@ -107,6 +107,11 @@ def build_engine(
     profile = builder.create_optimization_profile()
     opt = max(1, min(max_batch, 4))
     profile.set_shape(INPUT_NAME, (1, *clip_shape), (opt, *clip_shape), (max_batch, *clip_shape))
+    for i in range(network.num_inputs):  # a hybrid model's bitstream side input (B, K)
+        tensor = network.get_input(i)
+        if tensor.name == SIDE_NAME:
+            k = int(tensor.shape[1])
+            profile.set_shape(SIDE_NAME, (1, k), (opt, k), (max_batch, k))
     config.add_optimization_profile(profile)
 
     cache_path = Path(timing_cache) if timing_cache else None
@@ -131,14 +136,20 @@ def build_engine(
 
 
 def rebuild_hint(bundle_dir: str | Path, onnx_name: str, clip_shape: tuple[int, ...],
-                 max_batch: int) -> str:
+                 max_batch: int, side_dim: int = 0) -> str:
     """The commands that build the engine on a GPU host (printed when this host can't)."""
     dims = "x".join(str(d) for d in clip_shape)
+    opt = min(4, max_batch)
+
+    def shapes(batch: int) -> str:
+        side = f",{SIDE_NAME}:{batch}x{side_dim}" if side_dim else ""
+        return f"{INPUT_NAME}:{batch}x{dims}{side}"
+
     return (
         f"vqa-export --engine-only {bundle_dir}   (on a GPU host with TensorRT, e.g. the "
         f"runtime docker image), or: trtexec --onnx={Path(bundle_dir) / onnx_name} "
-        f"--stronglyTyped --minShapes={INPUT_NAME}:1x{dims} --optShapes={INPUT_NAME}:"
-        f"{min(4, max_batch)}x{dims} --maxShapes={INPUT_NAME}:{max_batch}x{dims} "
+        f"--stronglyTyped --minShapes={shapes(1)} --optShapes={shapes(opt)} "
+        f"--maxShapes={shapes(max_batch)} "
         f"--saveEngine=model.plan   (TensorRT 10: keep --stronglyTyped; 11: it is the default; "
         f"no --int8/--fp16 flags, precision comes from the graph)"
     )

@@ -23,12 +23,18 @@ from internvqa.runtime.atomic import atomic_directory
 
 
 def config_pbtxt(name: str, platform: str, clip_shape: tuple[int, ...], max_batch: int,
-                 feature_dim: int = 768) -> str:
+                 feature_dim: int = 768, side_dim: int = 0) -> str:
     """config.pbtxt text for one model (platform: onnxruntime_onnx or tensorrt_plan)."""
     dims = ", ".join(str(d) for d in clip_shape)
     backend = 'backend: "onnxruntime"' if platform == "onnxruntime_onnx" else \
         'platform: "tensorrt_plan"'
     kind = "KIND_CPU" if platform == "onnxruntime_onnx" else "KIND_GPU"
+    side = (f""",
+  {{
+    name: "side"
+    data_type: TYPE_FP32
+    dims: [ {side_dim} ]
+  }}""" if side_dim else "")
     return f"""name: "{name}"
 {backend}
 max_batch_size: {max_batch}
@@ -37,7 +43,7 @@ input [
     name: "video"
     data_type: TYPE_FP32
     dims: [ {dims} ]
-  }}
+  }}{side}
 ]
 output [
   {{
@@ -67,6 +73,7 @@ def write_triton_repo(
     clip_shape: tuple[int, ...],
     max_batch: int,
     plan_file: Path | None = None,
+    side_dim: int = 0,
 ) -> list[Path]:
     """Write (or replace) this model's folders in the repository; returns them."""
     repo = Path(repo)
@@ -79,7 +86,8 @@ def write_triton_repo(
             (tmp / "1").mkdir()
             shutil.copyfile(src, tmp / "1" / dst_name)
             (tmp / "config.pbtxt").write_text(
-                config_pbtxt(model_name, platform, clip_shape, max_batch), encoding="utf-8"
+                config_pbtxt(model_name, platform, clip_shape, max_batch, side_dim=side_dim),
+                encoding="utf-8",
             )
         written.append(repo / model_name)
     return written

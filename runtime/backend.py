@@ -1,7 +1,10 @@
 """The engine interface the scorer talks to, and the choice of engine for a bundle.
 
 A backend turns a normalised float32 batch (B, 3, T, S, S) into `score` (B,) and
-`feature` (B, 768). Two exist: `OrtBackend` (ONNX Runtime; CPU, or CUDA when
+`feature` (B, 768). A hybrid model's graph has a second input, `side` (B, SIDE_DIM): the
+bitstream side information of each row (`internvqa.runtime.bitstream`); `side_dim` says
+whether the engine takes it (None: pixel-only graph, `side` is ignored), and a missing
+`side` means pixel-only mode (zeros). Two exist: `OrtBackend` (ONNX Runtime; CPU, or CUDA when
 onnxruntime-gpu is installed) and `TensorRTBackend` (a serialized TensorRT plan; GPU
 hosts only). Both are imported lazily so `import internvqa.runtime` stays light.
 
@@ -26,10 +29,24 @@ class Backend(Protocol):
     name: str
     providers: list[str]
     max_batch: int | None  # largest batch the engine accepts (None: unbounded)
+    side_dim: int | None  # width of the graph's `side` input (None: no such input)
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(B, 3, T, S, S) float32 -> (score (B,) float32, feature (B, D) float32)."""
+    def run(self, x: np.ndarray, side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3, T, S, S) float32 [+ side (B, K)] -> (score (B,), feature (B, D)) float32."""
         ...
+
+
+SIDE_INPUT = "side"
+
+
+def side_input(side: np.ndarray | None, batch: int, dim: int) -> np.ndarray:
+    """The graph's `side` feed: zeros (pixel-only) when None, else checked (batch, dim)."""
+    if side is None:
+        return np.zeros((batch, dim), dtype=np.float32)
+    side = np.ascontiguousarray(side, dtype=np.float32)
+    if side.shape != (batch, dim):
+        raise ValueError(f"side input {side.shape} does not match ({batch}, {dim})")
+    return side
 
 
 def create_backend(bundle: Bundle, device: str = "auto", threads: int | None = None) -> Backend:

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from internvqa.runtime.backend import check_outputs
+from internvqa.runtime.backend import SIDE_INPUT, check_outputs, side_input
 from internvqa.runtime.errors import BundleError, UsageError
 
 
@@ -57,6 +57,8 @@ class OrtBackend:
         inputs = self.session.get_inputs()
         outputs = [o.name for o in self.session.get_outputs()]
         self._input = next((i.name for i in inputs if i.name == "video"), inputs[0].name)
+        side = next((i for i in inputs if i.name == SIDE_INPUT), None)
+        self.side_dim = None if side is None else int(side.shape[1])
         if "score" in outputs and "feature" in outputs:
             self._outputs = ["score", "feature"]
         elif len(outputs) >= 2:
@@ -66,7 +68,10 @@ class OrtBackend:
         batch = inputs[0].shape[0]
         self.max_batch = batch if isinstance(batch, int) and batch > 0 else None
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, x: np.ndarray, side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        score, feature = self.session.run(self._outputs, {self._input: x})
+        feeds = {self._input: x}
+        if self.side_dim is not None:
+            feeds[SIDE_INPUT] = side_input(side, x.shape[0], self.side_dim)
+        score, feature = self.session.run(self._outputs, feeds)
         return check_outputs(score, feature, x.shape[0])

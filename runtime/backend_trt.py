@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-from internvqa.runtime.backend import check_outputs
+from internvqa.runtime.backend import SIDE_INPUT, check_outputs, side_input
 from internvqa.runtime.errors import BundleError
 
 
@@ -64,7 +64,8 @@ class _Buffer:
 
 
 class TensorRTBackend:
-    """A deserialized TensorRT engine with input `video` and outputs `score`, `feature`."""
+    """A deserialized TensorRT engine: input `video` (+ `side` for a hybrid model), outputs
+    `score`, `feature`."""
 
     def __init__(self, plan_path: str | os.PathLike, device: int = 0):
         try:
@@ -94,9 +95,12 @@ class TensorRTBackend:
         is_input = {n: self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         inputs = [n for n in names if is_input[n]]
         outputs = [n for n in names if not is_input[n]]
-        if len(inputs) != 1 or len(outputs) < 2:
-            raise BundleError(f"{plan_path}: expected 1 input and 2 outputs, got {names}")
-        self._input = inputs[0]
+        side = [n for n in inputs if n == SIDE_INPUT]
+        pixels = [n for n in inputs if n != SIDE_INPUT]
+        if len(pixels) != 1 or len(outputs) < 2:
+            raise BundleError(f"{plan_path}: expected input video (+ side) and 2 outputs, got {names}")
+        self._input = pixels[0]
+        self._side = side[0] if side else None
         self._outputs = ["score", "feature"] if {"score", "feature"} <= set(outputs) else outputs[:2]
 
         # Largest input shape the engine accepts: profile 0's max for a dynamic batch axis.
@@ -110,10 +114,20 @@ class TensorRTBackend:
 
         # Output shapes at the max batch tell every buffer's size.
         self.context.set_input_shape(self._input, max_shape)
+        self.side_dim = None
+        side_max: tuple[int, ...] = ()
+        if self._side is not None:
+            s_shape = tuple(self.engine.get_tensor_shape(self._side))
+            side_max = (tuple(self.engine.get_tensor_profile_shape(self._side, 0)[2])
+                        if s_shape[0] == -1 else s_shape)
+            self.side_dim = int(side_max[1])
+            self.context.set_input_shape(self._side, side_max)
         self._buffers: dict[str, _Buffer] = {}
         try:
-            for n in [self._input, *self._outputs]:
-                dims = tuple(self.context.get_tensor_shape(n)) if n != self._input else max_shape
+            ins = [self._input] + ([self._side] if self._side else [])
+            for n in [*ins, *self._outputs]:
+                dims = {self._input: max_shape, self._side: side_max}.get(n) or tuple(
+                    self.context.get_tensor_shape(n))
                 if any(d < 0 for d in dims):
                     raise BundleError(f"{plan_path}: output {n} has unresolved shape {dims}")
                 dtype = trt.nptype(self.engine.get_tensor_dtype(n))
@@ -123,17 +137,20 @@ class TensorRTBackend:
             self.close()
             raise
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, x: np.ndarray, side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if tuple(x.shape[1:]) != self._sample_shape:
             raise ValueError(f"input {x.shape} does not match engine {self._sample_shape}")
+        if self.side_dim is not None:
+            side = side_input(side, x.shape[0], self.side_dim)
         scores, feats = [], []
         for start in range(0, x.shape[0], self.max_batch):
-            s, f = self._run_chunk(x[start : start + self.max_batch])
+            part = None if side is None or self.side_dim is None else side[start : start + self.max_batch]
+            s, f = self._run_chunk(x[start : start + self.max_batch], part)
             scores.append(s)
             feats.append(f)
         return np.concatenate(scores), np.concatenate(feats)
 
-    def _run_chunk(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _run_chunk(self, x: np.ndarray, side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         from cuda.bindings import runtime as cudart
 
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
@@ -146,6 +163,12 @@ class TensorRTBackend:
             self.context.set_input_shape(self._input, tuple(x.shape))
             _cuda(cudart.cudaMemcpyAsync(inp.device_ptr, inp.host_ptr, n_in * inp.dtype.itemsize,
                                          h2d, self.stream))
+            if self._side is not None and side is not None:
+                sbuf = self._buffers[self._side]
+                sbuf.host[: side.size] = side.astype(sbuf.dtype, copy=False).ravel()
+                self.context.set_input_shape(self._side, tuple(side.shape))
+                _cuda(cudart.cudaMemcpyAsync(sbuf.device_ptr, sbuf.host_ptr,
+                                             side.size * sbuf.dtype.itemsize, h2d, self.stream))
             if not self.context.execute_async_v3(int(self.stream)):
                 raise RuntimeError("TensorRT execute_async_v3 failed")
             results = []

@@ -47,6 +47,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from internvqa.runtime.backend import Backend, create_backend
+from internvqa.runtime.bitstream import side_vector
 from internvqa.runtime.bundle import Bundle, load_bundle
 from internvqa.runtime.clipspec import windows_to_input
 from internvqa.runtime.errors import InternVQAError, UsageError, VideoError
@@ -166,7 +167,7 @@ class Scorer:
         scores: list[WindowScore] = []
         try:
             for windows, x in job.feed:
-                scores.extend(self._score(windows, x, job.source.info.fps))
+                scores.extend(self._score(windows, x, job.source.info))
                 job.counted.check_time()
         finally:
             job.feed.close()
@@ -183,15 +184,34 @@ class Scorer:
             "providers": list(self.backend.providers),
             "bundle": str(b.path),
             "score_scale": b.score_scale,
+            "inputs": ["pixels", "bitstream"] if self.uses_bitstream else ["pixels"],
         }
 
     # ---- internals -------------------------------------------------------------------
-    def _score(self, windows: list[Window], x: np.ndarray, fps: float) -> list[WindowScore]:
-        raw, _ = self.backend.run(x)
+    @property
+    def uses_bitstream(self) -> bool:
+        """Whether the engine reads the `side` input (a hybrid model)."""
+        return getattr(self.backend, "side_dim", None) is not None
+
+    def _side(self, windows: list[Window], info: VideoInfo) -> np.ndarray:
+        """Each window's side vector, repeated for its crops (rows of the engine batch)."""
+        rows = [side_vector(w.bits, w.span_frames, info.width, info.height, info.codec)
+                for w in windows]
+        return np.repeat(np.stack(rows), self.spec.crops_per_window, axis=0)
+
+    def _score(self, windows: list[Window], x: np.ndarray, info: VideoInfo) -> list[WindowScore]:
+        fps = info.fps
+        if self.uses_bitstream:
+            side = self._side(windows, info)
+            raw, _ = self.backend.run(x, side)
+            used = side[:: self.spec.crops_per_window, 0] > 0.5
+        else:
+            raw, _ = self.backend.run(x)
+            used = np.zeros(len(windows), dtype=bool)
         raw = np.asarray(raw, dtype=np.float64).reshape(len(windows), self.spec.crops_per_window)
         out = []
-        for w, r in zip(windows, raw, strict=True):
-            flags = tuple(w.flags)
+        for w, r, bits in zip(windows, raw, used, strict=True):
+            flags = tuple(w.flags) if bits or not self.uses_bitstream else (*w.flags, "pixels_only")
             if np.all(np.isfinite(r)):
                 score: float | None = self.bundle.to_score(float(r.mean()))
             else:
@@ -200,11 +220,11 @@ class Scorer:
                                    float(max(w.times)) + 1.0 / fps, score, flags))
         return out
 
-    def _score_windows(self, windows: list[Window], fps: float) -> list[WindowScore]:
+    def _score_windows(self, windows: list[Window], info: VideoInfo) -> list[WindowScore]:
         out = []
         for i in range(0, len(windows), self.batch_size):
             part = windows[i : i + self.batch_size]
-            out.extend(self._score(part, windows_to_input(self.spec, [w.clip for w in part]), fps))
+            out.extend(self._score(part, windows_to_input(self.spec, [w.clip for w in part]), info))
         return out
 
     def _result(
@@ -344,10 +364,14 @@ class ScoreStream:
     Frames: uint8 RGB (H, W, 3), `YUVPlanes`, or `Frame` objects from a `VideoSource`.
     """
 
-    def __init__(self, scorer: Scorer, fps: float = 25.0, name: str = "<stream>"):
+    def __init__(self, scorer: Scorer, fps: float = 25.0, name: str = "<stream>",
+                 codec: str | None = None):
+        """`codec`: the encoder's codec ('h264', 'hevc', 'vp9', 'av1', ...) when frames come
+        with their coded sizes (`push(frame, bits=...)`); a hybrid model reads both."""
         if scorer.spec.sampling != "windows":
             raise UsageError("streaming needs a bundle with 'windows' sampling")
         self.scorer, self.fps, self.name = scorer, check_fps(fps), name
+        self.codec = codec or ""
         self._asm = WindowAssembler(scorer.spec, crop_only=True)
         self._scores: list[WindowScore] = []
         self._n = 0
@@ -359,20 +383,26 @@ class ScoreStream:
     def frames_pushed(self) -> int:
         return self._n
 
-    def push(self, frame: np.ndarray | YUVPlanes | Frame) -> list[WindowScore]:
-        """Add the next frame; returns the windows it completed (usually none or one)."""
+    def push(self, frame: np.ndarray | YUVPlanes | Frame, bits: int | None = None) -> list[WindowScore]:
+        """Add the next frame; returns the windows it completed (usually none or one).
+
+        `bits`: the frame's coded size in bits, if the caller encoded it (a `Frame` from a
+        file source already carries its packet's size); without it, pixel-only mode."""
         if self._result is not None:
             raise UsageError("push after flush: start a new ScoreStream")
+        if bits is not None and (not isinstance(bits, (int, float)) or not bits > 0):
+            raise UsageError(f"frame {self._n}: bits must be a positive number, got {bits!r}")
         if isinstance(frame, Frame):
             f = Frame(self._n, self._n / self.fps, planes=frame._planes, rgb=frame._rgb,
                       av_frame=frame._av, pix_fmt=frame._fmt, matrix=frame._matrix,
-                      color_range=frame._range)
+                      color_range=frame._range, bits=frame.bits if bits is None else int(bits))
         else:
             f = frame_from_array(self._n, frame, self.fps)
+            f.bits = None if bits is None else int(bits)
         self._size = self._size or f.size
         done = self._asm.push(f)
         self._n += 1
-        scored = self.scorer._score_windows(done, self.fps) if done else []
+        scored = self.scorer._score_windows(done, self._info()) if done else []
         self._scores.extend(scored)
         return scored
 
@@ -388,12 +418,15 @@ class ScoreStream:
             if self._n == 0:
                 raise UsageError(f"{self.name}: no frames were pushed")
             tail = self._asm.finish()
-            tail_scores = self.scorer._score_windows(tail, self.fps) if tail else []
+            tail_scores = self.scorer._score_windows(tail, self._info()) if tail else []
             self._scores.extend(tail_scores)
-            w, h = self._size or (0, 0)
-            info = VideoInfo(w, h, self.fps, self._n, "stream", "stream", self.name)
-            self._result = self.scorer._result(self._scores, self._n, info, self.name, self._t0)
+            self._result = self.scorer._result(self._scores, self._n, self._info(), self.name,
+                                               self._t0)
         return self._result
+
+    def _info(self) -> VideoInfo:
+        w, h = self._size or (0, 0)
+        return VideoInfo(w, h, self.fps, self._n, "stream", self.codec or "stream", self.name)
 
     def score_at(self, index: int) -> WindowScore:
         for w in self._scores:

@@ -71,7 +71,7 @@ class VideoInfo:
 class Frame:
     """One decoded frame whose pixels are produced on demand, resized for the spec."""
 
-    __slots__ = ("index", "time", "_planes", "_rgb", "_av", "_fmt", "_matrix", "_range")
+    __slots__ = ("index", "time", "bits", "_planes", "_rgb", "_av", "_fmt", "_matrix", "_range")
 
     def __init__(
         self,
@@ -84,9 +84,11 @@ class Frame:
         pix_fmt: str = "yuv420p",
         matrix: str = "auto",
         color_range: str = "auto",
+        bits: int | None = None,
     ):
         self.index = index
         self.time = time
+        self.bits = bits  # coded size of this frame in bits (its packet), None if unknown
         self._planes = planes
         self._rgb = rgb
         self._av = av_frame
@@ -333,6 +335,7 @@ class PyAVSource(VideoSource):
         tb = float(stream.time_base) if stream.time_base else 0.0
         start = stream.start_time or 0
         index = 0
+        sizes = _PacketSizes()
         packets = self._container.demux(stream)
         while True:
             try:
@@ -344,6 +347,8 @@ class PyAVSource(VideoSource):
                 if self.decode_errors > 50:
                     break
                 continue
+            if packet.size:
+                sizes.add(packet.pts, packet.size)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:
@@ -352,7 +357,9 @@ class PyAVSource(VideoSource):
                     break
                 continue
             for f in decoded:
-                yield self._wrap(f, index, tb, start)
+                frame = self._wrap(f, index, tb, start)
+                frame.bits = sizes.take(f.pts)
+                yield frame
                 index += 1
         if index == 0:
             raise VideoError(f"{self.path}: no decodable video frames")
@@ -372,6 +379,37 @@ class PyAVSource(VideoSource):
 
     def close(self) -> None:
         self._container.close()
+
+
+class _PacketSizes:
+    """Demuxed packet sizes waiting for the frame each one decodes to.
+
+    Matched by presentation timestamp (decoders reorder B-frames; frame threading delays
+    output), in arrival order where a container has no timestamps. Bounded: a packet that
+    never yields a frame (a decoder that drops it) is forgotten after `limit` packets.
+    """
+
+    def __init__(self, limit: int = 512):
+        self._by_pts: dict[int, int] = {}
+        self._untimed: list[int] = []
+        self._limit = limit
+
+    def add(self, pts: int | None, size: int) -> None:
+        if pts is None:
+            self._untimed.append(int(size))
+            del self._untimed[: max(0, len(self._untimed) - self._limit)]
+            return
+        self._by_pts[int(pts)] = self._by_pts.get(int(pts), 0) + int(size)
+        if len(self._by_pts) > self._limit:
+            del self._by_pts[min(self._by_pts)]
+
+    def take(self, pts: int | None) -> int | None:
+        """Bits of the packet that produced the frame at `pts` (None when unknown)."""
+        if pts is not None and int(pts) in self._by_pts:
+            return 8 * self._by_pts.pop(int(pts))
+        if self._untimed:
+            return 8 * self._untimed.pop(0)
+        return None
 
 
 def raw_frame_bytes(width: int, height: int, pix_fmt: str) -> int:
@@ -601,6 +639,8 @@ class Window:
     clip: np.ndarray
     flags: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)
+    bits: float | None = None  # coded bits of every frame in the span (None: some unknown)
+    span_frames: int = 0  # frames from the first to the last sampled frame, inclusive
 
     @property
     def start_frame(self) -> int:
@@ -631,6 +671,7 @@ class WindowAssembler:
             self._plans = None
             self._planner = WindowPlanner(spec)
         self._cache: dict[int, tuple[np.ndarray, float]] = {}
+        self._bits: dict[int, int | None] = {}  # every frame's coded size, not just sampled ones
         self._last: Frame | None = None
         self._size: tuple[int, int] | None = None
 
@@ -649,10 +690,15 @@ class WindowAssembler:
     def _make(self, plan: WindowPlan) -> Window:
         got = [self._cache[i] for i in plan.frame_indices]
         clip = np.stack([g[0] for g in got])
-        return Window(plan.index, plan.frame_indices, tuple(g[1] for g in got), clip, plan.flags)
+        span = range(min(plan.frame_indices), max(plan.frame_indices) + 1)
+        sizes = [self._bits.get(i) for i in span]
+        bits = None if any(b is None for b in sizes) else float(sum(sizes))  # type: ignore[arg-type]
+        return Window(plan.index, plan.frame_indices, tuple(g[1] for g in got), clip, plan.flags,
+                      bits=bits, span_frames=len(span))
 
     def push(self, frame: Frame) -> list[Window]:
         self._last = frame
+        self._bits[frame.index] = frame.bits
         if self._planner is not None:
             if self._planner.needed(frame.index):
                 self._convert(frame)
@@ -672,10 +718,14 @@ class WindowAssembler:
             keep_from = self._planner._next_window * self.spec.hop
             stale = [i for i in self._cache if i < keep_from]
         else:
-            pending = {i for p in self._plans if p.last > current for i in p.frame_indices}  # type: ignore[union-attr]
+            todo = [p for p in self._plans if p.last > current]  # type: ignore[union-attr]
+            pending = {i for p in todo for i in p.frame_indices}
             stale = [i for i in self._cache if i not in pending]
+            keep_from = min((p.first for p in todo), default=current + 1)
         for i in stale:
             del self._cache[i]
+        for i in [i for i in self._bits if i < keep_from]:
+            del self._bits[i]
 
     def finish(self) -> list[Window]:
         if self._last is None:

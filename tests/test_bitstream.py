@@ -1,0 +1,147 @@
+"""Bitstream side information: packet sizes while demuxing, per-window bits, the side vector,
+and a hybrid model's second graph input through export, the backend and the scorer."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from videos import moving_frames, write_raw_yuv420, write_video
+
+from internvqa.runtime.bitstream import SIDE_DIM, codec_family, describe, side_vector
+from internvqa.runtime.clipspec import ClipSpec
+from internvqa.runtime.errors import UsageError
+from internvqa.runtime.video import ArraySource, iter_windows, open_video
+
+SPEC = ClipSpec(num_frames=2, frame_stride=2, window_stride=4, size=32, resize_short=None)
+
+
+def _packet_bits(path) -> int:
+    with av.open(str(path)) as c:
+        return 8 * sum(p.size or 0 for p in c.demux(c.streams.video[0]))
+
+
+@pytest.mark.parametrize("codec,suffix,opts", [
+    ("libx264", ".mp4", {"crf": "28", "bf": "3"}),  # B-frames: decode order != display order
+    ("libvpx-vp9", ".webm", {"crf": "40", "b": "0"}),
+])
+def test_every_frame_carries_its_packet_size(tmp_path, codec, suffix, opts) -> None:
+    path = write_video(tmp_path / f"v{suffix}", moving_frames(16, 64, 48), codec=codec,
+                       options=opts)
+    with open_video(path) as src:
+        bits = [f.bits for f in src.frames()]
+    assert None not in bits and len(bits) == 16
+    assert sum(bits) == _packet_bits(path)
+    assert bits[0] == max(bits)  # the key frame costs most
+
+
+def test_window_bits_sum_its_span_and_raw_input_has_none(tmp_path) -> None:
+    frames = moving_frames(12, 64, 48)
+    path = write_video(tmp_path / "v.mp4", frames, options={"crf": "30"})
+    with open_video(path) as src:
+        per_frame = [f.bits for f in src.frames()]
+    with open_video(path) as src:
+        windows = list(iter_windows(src, SPEC, crop_only=True))
+    assert len(windows) == 3
+    for w in windows:
+        lo, hi = min(w.frame_indices), max(w.frame_indices)
+        assert w.span_frames == hi - lo + 1
+        assert w.bits == sum(per_frame[lo : hi + 1])
+    raw = write_raw_yuv420(tmp_path / "v.yuv", frames)
+    with open_video(raw, size=(64, 48)) as src:
+        assert all(w.bits is None for w in iter_windows(src, SPEC))
+    assert all(w.bits is None for w in iter_windows(ArraySource(frames), SPEC))
+
+
+def test_side_vector() -> None:
+    zero = side_vector(None, 10, 640, 360, "h264")
+    assert zero.shape == (SIDE_DIM,) and not zero.any()
+    assert not side_vector(0.0, 10, 640, 360, "h264").any()
+    lo = side_vector(1e4, 10, 640, 360, "h264")
+    hi = side_vector(1e6, 10, 640, 360, "h264")
+    assert lo[0] == hi[0] == 1.0 and hi[1] > lo[1]
+    assert hi[2] == 1.0 and hi[3:6].sum() == 0.0  # one-hot h264
+    assert side_vector(1e5, 10, 640, 360, "libdav1d")[5] == 1.0
+    assert not side_vector(1e5, 10, 640, 360, "ffv1").any()  # lossless: pixel-only
+    assert not side_vector(1e5, 10, 640, 360, "mpeg4").any()  # never trained on
+    assert side_vector(1e5, 10, 1280, 720, "h264")[6] == pytest.approx(1.0)
+    assert codec_family("libx265") == "hevc" and codec_family("vp9") == "vp9"
+    assert describe(np.stack([hi, hi])) == "pixels+bitstream"
+    assert describe(np.stack([hi, zero])) == "mixed" and describe(zero[None]) == "pixels"
+
+
+# --------------------------------------------------------------------- hybrid graph
+@pytest.fixture(scope="module")
+def hybrid_bundle(tmp_path_factory):
+    """A tiny hybrid timm student (random weights, non-zero fusion) exported to a bundle."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from conftest import make_runtime_bundle
+
+    from internvqa.distill.models.timm_student import create_timm_student
+    from internvqa.export.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    model = create_timm_student("mobilenetv3_small_050", img_size=32, num_frames=2,
+                                side_dim=SIDE_DIM, side_hidden=8).eval()
+    with torch.no_grad():
+        for p in model.fuse.parameters():
+            p.normal_(0, 0.5)
+    folder = tmp_path_factory.mktemp("hybrid")
+    onnx_path = export_onnx(model, (3, 2, 32, 32), folder / "model.onnx", max_batch=8)
+    bundle = make_runtime_bundle(folder / "bundle", files={"model.onnx": onnx_path},
+                                 clip_spec=SPEC.to_dict())
+    return model, bundle
+
+
+def test_hybrid_graph_reads_side_and_matches_torch(hybrid_bundle) -> None:
+    import onnx
+    import torch
+
+    from internvqa.runtime.backend_ort import OrtBackend
+
+    model, bundle = hybrid_bundle
+    names = [i.name for i in onnx.load(str(bundle / "model.onnx")).graph.input]
+    assert names == ["video", "side"]
+    backend = OrtBackend(bundle / "model.onnx")
+    assert backend.side_dim == SIDE_DIM
+    x = np.random.default_rng(0).standard_normal((3, 3, 2, 32, 32)).astype(np.float32)
+    side = np.stack([side_vector(b, 4, 640, 360, "h264") for b in (2e4, 2e5, 2e6)])
+    got, _ = backend.run(x, side)
+    with torch.no_grad():
+        _, ref = model(torch.from_numpy(x), torch.from_numpy(side))
+    assert np.abs(got - ref.numpy()).max() < 1e-4
+    pixels, _ = backend.run(x)  # no side: pixel-only mode (zeros)
+    zeros, _ = backend.run(x, np.zeros_like(side))
+    assert np.array_equal(pixels, zeros) and not np.allclose(pixels, got)
+    with pytest.raises(ValueError, match="side input"):
+        backend.run(x, side[:2])
+
+
+def test_scorer_feeds_bits_from_the_file_and_from_a_stream(hybrid_bundle, tmp_path) -> None:
+    from internvqa.runtime.scorer import Scorer, ScoreStream
+
+    _, bundle = hybrid_bundle
+    frames = moving_frames(12, 64, 48)
+    scorer = Scorer(bundle, verify=False)
+    assert scorer.uses_bitstream
+    results = {}
+    for crf in (18, 45):
+        path = write_video(tmp_path / f"c{crf}.mp4", frames, options={"crf": str(crf)})
+        results[crf] = scorer.score_file(path)
+        assert results[crf].model["inputs"] == ["pixels", "bitstream"]
+        assert not any("pixels_only" in w.flags for w in results[crf].windows)
+    raw = scorer.score_frames(frames)
+    assert all("pixels_only" in w.flags for w in raw.windows)
+    # Same pixels, different bits -> different scores: the side input reaches the graph.
+    stream = ScoreStream(scorer, fps=25, codec="h264")
+    with open_video(tmp_path / "c18.mp4") as src:
+        for f in src.frames():
+            stream.push(f.to_rgb(SPEC), bits=f.bits)
+    streamed = stream.flush()
+    assert [w.score for w in streamed.windows] == pytest.approx(
+        [w.score for w in results[18].windows], abs=1e-3)
+    assert [w.score for w in raw.windows] != pytest.approx([w.score for w in streamed.windows])
+    bad = ScoreStream(scorer, fps=25)
+    with pytest.raises(UsageError, match="bits must be a positive number"):
+        bad.push(frames[0], bits=-5)
