@@ -6,6 +6,21 @@ small CPU configs. Parameter names and shapes equal the official fine-tune check
 encoder. Attention uses `F.scaled_dot_product_attention` (no flash-attn): it runs on CPU,
 on any GPU, and exports to ONNX.
 
+The block is one piece of code with timm-style switches in the config, so other ViT
+families are configs of the same model rather than second copies of it:
+
+| switch | InternVideo2 (default) | DINOv2 (`vit_s_dinov2`) |
+|---|---|---|
+| `norm_layer` | "rmsnorm" (weight only) | "layernorm" (weight + bias), eps 1e-6 both |
+| `qkv_bias` | False | True (`attn.qkv.bias`) |
+| `qk_norm` | True: q and k normalised over the full width | False (no `q_norm`/`k_norm`) |
+| `final_norm` | False | True (`norm` over the tokens, before pooling) |
+| `init_values` | 1e-5 (LayerScale) | 1e-5 (LayerScale); None or 0 drops it, as in timm |
+
+A switch that is off leaves no parameter behind, so every existing config keeps exactly
+the official key set (tests/test_models.py pins it) and old checkpoints, whose
+config.json predates the switches, rebuild with the registry's defaults.
+
 The output contract shared by every model in the registry:
 `forward(x: (B, 3, T, H, W)) -> (feature (B, 768), score (B,))`, where `feature` is
 `fc_norm(attention_pool(tokens))`, the vector the distillation loss matches.
@@ -21,8 +36,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from internvqa.runtime.errors import CheckpointError
+
 from .pos_embed import (
     Grid,
+    infer_grid,
     resize_pos_embed,
     resize_spatial,
     resize_temporal,
@@ -50,9 +68,18 @@ class InternVideo2Config:
     num_outputs: int = 1
     drop_path_rate: float = 0.0
     head_drop_rate: float = 0.0
-    init_values: float = 1e-5
+    init_values: float | None = 1e-5  # LayerScale init; None/0: no LayerScale (timm)
     head_init_scale: float = 0.001
     sep_pos_embed: bool = False
+    norm_layer: str = "rmsnorm"  # "rmsnorm" (InternVideo2) or "layernorm" (DINOv2, timm ViT)
+    qkv_bias: bool = False
+    qk_norm: bool = True  # InternVideo2: RMS-normalise q and k over the full width
+    final_norm: bool = False  # a norm over the output tokens (DINOv2's `norm`)
+
+    def __post_init__(self) -> None:
+        if self.norm_layer not in NORM_LAYERS:
+            raise ValueError(
+                f"norm_layer {self.norm_layer!r} is not one of {sorted(NORM_LAYERS)}")
 
     @property
     def grid(self) -> Grid:
@@ -72,6 +99,13 @@ class RMSNorm(nn.Module):
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * xf.to(x.dtype)
+
+
+def _layernorm(dim: int) -> nn.Module:
+    return nn.LayerNorm(dim, eps=1e-6)
+
+
+NORM_LAYERS = {"rmsnorm": RMSNorm, "layernorm": _layernorm}
 
 
 class LayerScale(nn.Module):
@@ -113,16 +147,18 @@ class PatchEmbed3D(nn.Module):
 
 
 class Attention(nn.Module):
-    """Self-attention; q and k are RMS-normalised over the full width before head split."""
+    """Self-attention; with `qk_norm` (InternVideo2) q and k are normalised over the full
+    width before the head split."""
 
-    def __init__(self, dim: int, num_heads: int) -> None:
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = False, qk_norm: bool = True,
+                 norm_layer=RMSNorm) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"embed dim {dim} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.q_norm = RMSNorm(dim)
-        self.k_norm = RMSNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.q_norm = norm_layer(dim) if qk_norm else nn.Identity()
+        self.k_norm = norm_layer(dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -146,18 +182,20 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block with LayerScale and stochastic depth."""
+    """Pre-norm transformer block with LayerScale and stochastic depth (config switches:
+    norm type, qkv bias, q/k norm, LayerScale)."""
 
     def __init__(self, cfg: InternVideo2Config, drop_path: float) -> None:
         super().__init__()
         d = cfg.embed_dim
-        self.norm1 = RMSNorm(d)
-        self.attn = Attention(d, cfg.num_heads)
-        self.ls1 = LayerScale(d, cfg.init_values)
+        norm = NORM_LAYERS[cfg.norm_layer]
+        self.norm1 = norm(d)
+        self.attn = Attention(d, cfg.num_heads, cfg.qkv_bias, cfg.qk_norm, norm)
+        self.ls1 = LayerScale(d, cfg.init_values) if cfg.init_values else nn.Identity()
         self.drop_path1 = DropPath(drop_path)
-        self.norm2 = RMSNorm(d)
+        self.norm2 = norm(d)
         self.mlp = Mlp(d, cfg.mlp_hidden_dim)
-        self.ls2 = LayerScale(d, cfg.init_values)
+        self.ls2 = LayerScale(d, cfg.init_values) if cfg.init_values else nn.Identity()
         self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -227,6 +265,7 @@ class InternVideo2(nn.Module):
             self.pos_embed = nn.Parameter(torch.zeros(1, 1 + t * h * w, d))
         dpr = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(Block(cfg, dpr[i]) for i in range(cfg.depth))
+        self.norm = NORM_LAYERS[cfg.norm_layer](d) if cfg.final_norm else nn.Identity()
         self.clip_projector = AttentionPoolingBlock(d, cfg.attn_pool_num_heads, cfg.pooled_dim)
         self.fc_norm = nn.LayerNorm(cfg.pooled_dim)
         self.fc_dropout = nn.Dropout(cfg.head_drop_rate)
@@ -288,6 +327,65 @@ class InternVideo2(nn.Module):
     def model_config(self) -> dict:
         return {"architecture": self.model_name, "config": asdict(self.cfg)}
 
+    # ---- weights from elsewhere ----
+    HEAD_PREFIXES = ("clip_projector.", "fc_norm.", "head.")
+
+    def load_backbone_state(self, state: dict[str, torch.Tensor], origin: str) -> list[str]:
+        """Load encoder weights in this model's key layout; returns what was adapted.
+
+        For pretrained imports (`models.pretrained`): the file holds the encoder only (the
+        pooling, fc_norm and head stay at their initialisation) and was written for one clip
+        shape, so position embeddings are resized to this model's token grid (linear in
+        time, bicubic in space, as `pos_embed.py`) and a patch kernel of another tubelet
+        length is re-inflated (summed over time, spread evenly over the new length: a static
+        clip embeds the same). Every encoder key must be present; an unknown key or a shape
+        that cannot be adapted is an error naming it.
+        """
+        own = self.state_dict()
+        encoder = [k for k in own if not k.startswith(self.HEAD_PREFIXES)]
+        unknown = sorted(set(state) - set(own))
+        if unknown:
+            raise CheckpointError(f"{origin} has {len(unknown)} key(s) {self.model_name} "
+                                  f"lacks, e.g. {unknown[0]}")
+        missing = [k for k in encoder if k not in state]
+        if missing:
+            raise CheckpointError(f"{origin} lacks {len(missing)} encoder key(s), "
+                                  f"e.g. {missing[0]}")
+        adapted: list[str] = []
+        out = {}
+        for k, v in state.items():
+            if v.shape != own[k].shape:
+                try:
+                    v, how = self._adapt(k, v, own[k].shape)
+                except ValueError as exc:  # a grid that cannot be inferred
+                    raise CheckpointError(f"{origin}: cannot resize {k}: {exc}") from None
+                if v.shape != own[k].shape:
+                    raise CheckpointError(f"{origin}: {k} has shape {tuple(state[k].shape)}, "
+                                          f"{self.model_name} needs {tuple(own[k].shape)}")
+                adapted.append(f"{k} {how}")
+            out[k] = v.to(own[k].dtype)
+        self.load_state_dict(out, strict=False)
+        return adapted
+
+    def _adapt(self, key: str, v: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, str]:
+        """(tensor resized towards `shape`, how) for the keys whose shape follows the clip."""
+        t, h, w = self.cfg.grid
+        if key == "pos_embed_spatial":
+            side = math.isqrt(v.shape[1])
+            if side * side == v.shape[1]:
+                return (resize_spatial(v, (side, side), (h, w)),
+                        f"{side}x{side} -> {h}x{w} (bicubic)")
+        elif key == "pos_embed_temporal":
+            return resize_temporal(v, t), f"{v.shape[1]} -> {t} frames (linear)"
+        elif key == "pos_embed":
+            src = infer_grid(v.shape[1] - 1, (t, h, w))
+            return resize_pos_embed(v, src, (t, h, w)), f"{src} -> {(t, h, w)}"
+        elif key == "patch_embed.proj.weight" and v.shape[:2] + v.shape[3:] == shape[:2] + shape[3:]:
+            t1 = shape[2]
+            inflated = v.sum(2, keepdim=True).repeat(1, 1, t1, 1, 1) / t1
+            return inflated, f"tubelet {v.shape[2]} -> {t1} (summed, then averaged over time)"
+        return v, "unchanged"
+
     # ---- forward ----
     def pos_embed_for(self, grid: Grid) -> torch.Tensor:
         """Position embedding (1, 1 + T*H*W, D) for a token grid; resized if it differs."""
@@ -300,7 +398,8 @@ class InternVideo2(nn.Module):
         return torch.cat([self.pos_embed_cls, joint], dim=1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> tokens (B, 1 + T'*H'*W', D); no final norm (as official)."""
+        """(B, 3, T, H, W) -> tokens (B, 1 + T'*H'*W', D), cls first, then frame-major
+        patches; normed only with `final_norm` (InternVideo2 has none, DINOv2 has one)."""
         x = self.patch_embed(x.to(self.patch_embed.proj.weight.dtype))
         # The token grid is a Python constant: an ONNX trace fixes T/H/W (only batch is dynamic).
         grid = (int(x.shape[2]), int(x.shape[3]), int(x.shape[4]))
@@ -312,7 +411,7 @@ class InternVideo2(nn.Module):
                 x = checkpoint(blk, x, use_reentrant=False)
             else:
                 x = blk(x)
-        return x
+        return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens -> (feature (B, 768) = fc_norm(pool(tokens)), score (B,) or (B, n))."""

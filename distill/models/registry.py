@@ -2,7 +2,9 @@
 
 Names follow DESIGN.md: the InternVideo2 family (`internvideo2_1b`, `internvideo2_6b`,
 `internvideo2_cpu`) and its homologous students (`vit_tiny`, `vit_s`, `vit_b`, `vit_l`),
-plus any timm backbone as a heterogeneous student (`timm:<timm name>`). `model_config`
+`vit_s_dinov2` (the same encoder switched to DINOv2's block: the model that
+`vqa-distill import dinov2-s` fills), plus any timm backbone as a heterogeneous student
+(`timm:<timm name>`). `model_config`
 returns a JSON-serialisable dict that `create_from_config` turns back into the same
 architecture; checkpoints store it.
 """
@@ -42,6 +44,15 @@ _INTERNVIDEO2_CONFIGS: dict[str, InternVideo2Config] = {
     "vit_s": InternVideo2Config(embed_dim=384, depth=12, num_heads=6, mlp_hidden_dim=1536),
     "vit_b": InternVideo2Config(embed_dim=768, depth=12, num_heads=12, mlp_hidden_dim=3072),
     "vit_l": InternVideo2Config(embed_dim=1024, depth=24, num_heads=16, mlp_hidden_dim=4096),
+    # DINOv2 ViT-S/14 as a video encoder (REFERENCE section 8): LayerNorm blocks with qkv
+    # bias, no q/k norm, a final norm, LayerScale. Separate embeds, because the import
+    # has a spatial table (DINOv2's, resized to the grid) and a new temporal one (zeros).
+    # 2 CPU threads (shared machine): ~1.0 s per 4x224x224 clip forward, ~25 s per
+    # training step at batch 8 with gradient checkpointing.
+    "vit_s_dinov2": InternVideo2Config(
+        embed_dim=384, depth=12, num_heads=6, mlp_hidden_dim=1536, norm_layer="layernorm",
+        qkv_bias=True, qk_norm=False, final_norm=True, sep_pos_embed=True,
+    ),
     # For tests: a few milliseconds per clip.
     "vit_tiny": InternVideo2Config(
         embed_dim=192, depth=4, num_heads=3, mlp_hidden_dim=768, img_size=56, num_frames=2
@@ -67,7 +78,10 @@ def _internvideo2_builder(name: str) -> Callable[..., nn.Module]:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise UsageError(f"{name}: unknown option(s) {unknown}; known: {sorted(known)}")
-        cfg = replace(_INTERNVIDEO2_CONFIGS[name], **overrides)
+        try:
+            cfg = replace(_INTERNVIDEO2_CONFIGS[name], **overrides)
+        except ValueError as exc:
+            raise UsageError(f"{name}: {exc}") from None
         if cfg.img_size % cfg.patch_size or cfg.num_frames % cfg.tubelet_size:
             raise UsageError(
                 f"{name}: img_size {cfg.img_size} / num_frames {cfg.num_frames} must be multiples "
