@@ -33,7 +33,7 @@ from .checkpoint import load_official_weights, save_checkpoint
 from .data import EvalWindows, TrainWindows, WindowCache, heldout_split, split_videos
 from .losses import score_loss
 from .models import create_model
-from .models.pretrained import load_imported_backbone
+from .models.pretrained import is_pretrained_import, load_imported_backbone
 from .models.registry import TIMM_PREFIX
 from .train_common import TrainConfig, autocast, print_table, score_scale_for
 from .train_eval import predict_videos, video_metrics
@@ -140,7 +140,7 @@ def build_teacher(name: str, spec: ClipSpec, drop_path: float, init: str | None,
     model = create_model(name, img_size=spec.size, num_frames=spec.num_frames,
                          drop_path_rate=drop_path, **(overrides or {}))
     summary = None
-    if init and name.startswith(TIMM_PREFIX):  # a `vqa-distill import` folder
+    if init and (name.startswith(TIMM_PREFIX) or is_pretrained_import(init)):  # an import
         summary = load_imported_backbone(model, init)
     elif init:
         summary = load_official_weights(model, init, side="teacher").summary()

