@@ -46,7 +46,7 @@ def within_source_srcc(pred: Sequence[float], rows: Sequence[ManifestRow]) -> fl
 def figures(pred: Sequence[float], rows: Sequence[ManifestRow]) -> dict:
     """The accuracy row of one engine on some videos: `bench.accuracy` (the evaluation
     `vqa-bench` reports) plus the mean within-source SRCC."""
-    from internvqa.runtime.bench import accuracy
+    from internvqa.bench.bench import accuracy
 
     keep = [(p, r) for p, r in zip(pred, rows, strict=True)
             if p is not None and math.isfinite(p) and r.mos is not None]
@@ -86,7 +86,7 @@ def bitrate_model(train: Sequence[ManifestRow], test: Sequence[ManifestRow], fps
         x = bitrate_features(rows, fps)
         return np.column_stack([x, x[:, :1] ** 2, x[:, :1] * x[:, 1:2]])
 
-    from internvqa.runtime.baseline import ridge_fit
+    from internvqa.bench.baseline import ridge_fit
 
     xtr, xte = design(train), design(test)
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-9
@@ -123,7 +123,7 @@ def main(manifest: Path, bundle: Path | None, precision: str | None, split: str,
 def run(manifest: Path, bundle: Path | None = None, precision: str | None = None,
         split: str = "test", limit: int = 0, json_out: Path | None = None) -> dict:
     """The report `main` prints: figures per engine and subset."""
-    from internvqa.runtime.bench import score_rows
+    from internvqa.bench.bench import score_rows
     from internvqa.runtime.bundle import default_bundle
     from internvqa.runtime.scorer import Scorer
 

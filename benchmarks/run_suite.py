@@ -189,7 +189,7 @@ class Suite:
     def bench(self, key: str, engine: Path, precision: str | None = None,
               batches: str | None = None) -> dict[str, Any] | None:
         out = self.work / "bench" / f"{key}.json"
-        argv = [sys.executable, "-m", "internvqa.runtime.bench_cli", "--engine", str(engine),
+        argv = [sys.executable, "-m", "internvqa.bench.bench_cli", "--engine", str(engine),
                 "--data", str(self.manifest), "--split", self.args.split,
                 "--batch", batches or self.args.batch, "--duration", str(self.args.duration),
                 "--baseline", str(self.work / "bench" / "baseline.json"),
@@ -206,7 +206,7 @@ class Suite:
 
     def baseline_only(self, bundle: Path | None, student: Path | None) -> dict | None:
         """No engine ran: evaluate the baseline alone, with the clip spec the model would use."""
-        from internvqa.runtime.baseline import evaluate_baseline
+        from internvqa.bench.baseline import evaluate_baseline
         from internvqa.runtime.clipspec import PRESETS, ClipSpec
         from internvqa.runtime.manifest import read_manifest
 
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(REPO)
     s = Suite(args)
 
-    from internvqa.runtime.bench import machine_info
+    from internvqa.bench.bench import machine_info
 
     have_corpus = s.ensure_corpus()
     teacher = bundle = None

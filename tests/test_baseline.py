@@ -8,7 +8,7 @@ import pytest
 from bench_corpus import make_ladder
 from videos import moving_frames
 
-from internvqa.runtime import baseline as bl
+from internvqa.bench import baseline as bl
 from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.errors import UsageError
 from internvqa.runtime.manifest import read_manifest

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from bench_corpus import make_ladder
 
-from internvqa.runtime import bench as b
+from internvqa.bench import bench as b
 from internvqa.runtime.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ def bundle_with_record(runtime_bundle, corpus, tmp_path_factory) -> Path:
 
 
 def _run_cli(args: list[str], check_torch_free: bool = False) -> subprocess.CompletedProcess:
-    code = ("import sys\nfrom internvqa.runtime.bench_cli import bench\n"
+    code = ("import sys\nfrom internvqa.bench.bench_cli import bench\n"
             "from internvqa.runtime.cli_common import run_command\n"
             f"rc = run_command(bench, {args!r})\n")
     if check_torch_free:
@@ -310,7 +310,7 @@ def test_suite_reuses_an_ablation_only_from_the_same_teacher(tmp_path):
 
 
 def test_bench_times_an_onnx_engine_on_every_core(runtime_bundle):
-    from internvqa.runtime.bench import open_engine, resolve_engines
+    from internvqa.bench.bench import open_engine, resolve_engines
     from internvqa.runtime.scorer import available_cores
 
     (ref,) = resolve_engines([runtime_bundle], None)
@@ -335,7 +335,7 @@ def test_two_runs_of_one_architecture_get_distinct_labels(bundle_with_record, tm
 
 
 def test_teacher_row_is_shown_once_per_teacher_not_per_engine():
-    from internvqa.runtime.bench_report import format_table
+    from internvqa.bench.bench_report import format_table
 
     acc = {"srcc": 0.5, "krcc": 0.4, "plcc": 0.5, "n": 60}
     agree = {"source": "t.csv", "srcc": 0.9, "teacher_vs_mos": acc}
@@ -347,3 +347,30 @@ def test_teacher_row_is_shown_once_per_teacher_not_per_engine():
     engines[1]["teacher_agreement"] = other
     assert format_table({"engines": engines, "data": {"split": "test"}}).count(
         "teacher (same videos)") == 2
+
+
+def test_a_checkpoint_is_an_engine_through_the_bench_factory(corpus, tmp_path):
+    """A PyTorch checkpoint dir -> `open_backend` -> the bench layer's TorchBackend, scored by
+    the runtime's Scorer with the checkpoint's clip spec (the runtime has no torch backend)."""
+    import torch
+
+    from internvqa.distill.checkpoint import save_checkpoint
+    from internvqa.distill.models import create_model
+    from internvqa.runtime.manifest import read_manifest
+
+    torch.manual_seed(0)
+    spec = {"num_frames": 2, "frame_stride": 4, "size": 56, "resize_short": 56, "crop": "center"}
+    ckpt = save_checkpoint(tmp_path / "student" / "best", create_model("vit_tiny").eval(), spec,
+                           {"multiplier": 100.0, "offset": 0.0, "min": 0.0, "max": 100.0})
+    (ref,) = b.resolve_engines([ckpt], None)
+    assert (ref.kind, ref.precision) == ("checkpoint", "pytorch")
+    backend, bundle = b.open_backend(ref, "cpu", threads=1)
+    assert type(backend).__module__ == "internvqa.bench.torch_backend"
+    assert backend.side_dim is None and bundle.clip_spec.num_frames == 2
+    rows = [r for r in read_manifest(corpus) if r.split == "test"]
+    opts = b.BenchOptions(batches=[1, 2], warmup=0, min_iters=1, duration=0, progress=False,
+                          device="cpu", threads=1)
+    r = b.bench_engine(ref, rows, opts)
+    assert r["backend"] == "pytorch" and [t["batch"] for t in r["timing"]] == [1, 2]
+    assert r["accuracy"]["n"] == 6 and not r["failures"]
+    assert all(s["pred"] is not None and np.isfinite(s["pred"]) for s in r["scores"])

@@ -13,15 +13,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ("internvqa.runtime", "internvqa.distill", "internvqa.distill.models",
-               "internvqa.distill.corpus", "internvqa.export")
+               "internvqa.distill.corpus", "internvqa.export", "internvqa.bench")
 
 
 def test_editable_install_maps_top_level_folders():
+    import internvqa.bench
     import internvqa.distill
     import internvqa.export
     import internvqa.runtime
 
     assert Path(internvqa.runtime.__file__).parent == ROOT / "runtime"
+    assert Path(internvqa.bench.__file__).parent == ROOT / "benchmarks"
     assert Path(internvqa.distill.__file__).parent == ROOT / "distill"
     assert Path(internvqa.export.__file__).parent == ROOT / "export"
 
@@ -34,6 +36,7 @@ def test_wheel_in_a_clean_venv_imports(tmp_path):
     (wheel,) = dist.glob("internvqa-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "internvqa/runtime/clipspec.py" in names and "internvqa/export/cli.py" in names
+    assert "internvqa/bench/bench_cli.py" in names and "internvqa/runtime/bench.py" not in names
     assert not any(n.startswith(("tests/", "benchmarks/", "runtime/")) for n in names)
 
     venv = tmp_path / "venv"
@@ -51,6 +54,7 @@ def test_wheel_in_a_clean_venv_imports(tmp_path):
         f"sys.path.append({deps!r})\n"
         f"mods = [importlib.import_module(m) for m in {SUBPACKAGES!r}]\n"
         "import internvqa.runtime.scorer, internvqa.export.cli, internvqa.distill.cli\n"
+        "import internvqa.bench.bench_cli\n"
         "print('\\n'.join(m.__file__ for m in mods))\n"
     )
     out = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)

@@ -10,7 +10,7 @@ Decisions:
   project checkpoint directory (PyTorch; needs torch, imported only then).
 - Output: the table goes to stdout, or to stderr when `--json -` takes stdout. Progress
   bars go to stderr. `--report DIR` writes PNGs (and `bench.json`).
-- The peer baseline (`runtime.baseline`) is in every table: `--baseline PATH` loads a saved
+- The peer baseline (`internvqa.bench.baseline`) is in every table: `--baseline PATH` loads a saved
   model, or fits one on the manifest's train split and saves it there; without the option
   it is fitted in memory. `--no-baseline` drops it.
 - Exit 0; 1 when some videos failed to score (listed); 2 on bad options or engines.
@@ -60,12 +60,13 @@ def _load_rows(data: Path | None, split: str, limit: int | None):
 
 def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts):
     """(table, source note) from a CSV or by running the PyTorch teacher; (None, '') if neither."""
-    from internvqa.runtime import bench
+    from internvqa.bench import bench
 
     if teacher_preds is not None:
         return bench.read_teacher_predictions(teacher_preds), str(teacher_preds)
     if teacher is not None:
-        backend, pseudo = bench.torch_backend(teacher, opts.device, opts.threads)
+        backend, pseudo = bench.open_backend(bench.EngineRef(teacher, "pytorch", "checkpoint"),
+                                             opts.device, opts.threads)
         from internvqa.runtime.scorer import Scorer
 
         preds, _, _ = bench.score_rows(Scorer(pseudo, backend=backend), rows, opts.progress,
@@ -112,7 +113,7 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
           device, threads, teacher_preds, teacher, baseline_path, no_baseline, no_accuracy,
           json_out, report_dir, quiet) -> int:
     """Benchmark engines: latency percentiles, throughput, memory, accuracy vs MOS and teacher."""
-    from internvqa.runtime import bench as b
+    from internvqa.bench import bench as b
 
     opts = b.BenchOptions(batches=b.parse_batches(batch_text), warmup=warmup,
                           min_iters=min_iters, duration=duration, device=device,
@@ -156,7 +157,7 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
     }
     if opts.accuracy and not no_baseline:
         t0 = time.perf_counter()
-        from internvqa.runtime.baseline import evaluate_baseline
+        from internvqa.bench.baseline import evaluate_baseline
 
         result["baseline"] = evaluate_baseline(baseline_path, all_rows, rows,
                                                _spec_of(results[0]), str(data), opts.progress)
@@ -173,8 +174,8 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
 
             atomic_write_text(json_out, text + "\n")
     if report_dir is not None:
+        from internvqa.bench.bench_report import write_report
         from internvqa.runtime.atomic import atomic_write_text
-        from internvqa.runtime.bench_report import write_report
 
         pngs = write_report(result, report_dir)
         atomic_write_text(Path(report_dir) / "bench.json", json.dumps(result, indent=2) + "\n")
@@ -184,7 +185,7 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
 
 
 def _format(result: dict[str, Any]) -> str:
-    from internvqa.runtime.bench_report import format_table
+    from internvqa.bench.bench_report import format_table
 
     return format_table(result)
 

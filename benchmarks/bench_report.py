@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from internvqa.runtime.bench import LATENCY_KEYS
+from internvqa.bench.bench import LATENCY_KEYS
 
 _ACC_COLUMNS = (("SRCC", "srcc"), ("KRCC", "krcc"), ("PLCC-lin", "plcc_linear"),
                 ("PLCC-log", "plcc_logistic"), ("RMSE-log", "rmse_logistic"),

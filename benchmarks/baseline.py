@@ -3,8 +3,9 @@
 Why it exists: a learned model's SRCC means little without a classical reference measured
 on the same clips. This is the kind of no-reference compression metric that predates deep
 VQA: a few features that respond to coding artefacts, pooled per video, fitted to MOS with
-ridge regression. It lives in `runtime` (numpy/cv2 only, no torch) so `vqa-bench` puts it
-in every table and the suite needs no extra process.
+ridge regression. It lives in the bench layer (it fits and saves a model, which the
+runtime never does) and stays numpy/cv2 only, no torch, so `vqa-bench` puts it in every
+table, torch-free, and the suite needs no extra process.
 
 Frames. It samples exactly the frames the model sees: the clip spec's windows
 (`iter_windows`, same frame indices), but each frame at its *native* resolution (the
@@ -269,7 +270,7 @@ def evaluate_baseline(model_path: str | os.PathLike | None, all_rows: Sequence[M
 
     `model_path`: loaded if the file exists, else the fitted model is saved there.
     """
-    from internvqa.runtime.bench import accuracy
+    from internvqa.bench.bench import accuracy
 
     path = Path(model_path) if model_path else None
     if path is not None and path.is_file():

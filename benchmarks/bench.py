@@ -25,9 +25,12 @@ What `vqa-bench` measures for each engine (a bundle precision, or a PyTorch chec
   (`teacher_predictions.csv`, found from the bundle's source checkpoint provenance or given
   explicitly), plus the teacher's own accuracy on the same videos.
 
-This module imports no torch. A PyTorch checkpoint as an engine (the teacher, or a
-student before export) is opt-in: `torch_backend` imports torch and `internvqa.distill`
-inside the call.
+Engines. `open_backend` is the one factory that turns what `--engine` names into a
+backend + bundle: a bundle (or a model file inside one) through the runtime's
+`create_backend` (ONNX Runtime, or TensorRT for a plan); a project checkpoint through
+`internvqa.bench.torch_backend` (PyTorch). The runtime itself keeps only the ONNX Runtime
+and TensorRT backends. This module imports no torch: the PyTorch branch imports torch and
+`internvqa.distill` inside the call, so benchmarking an ONNX bundle stays torch-free.
 """
 
 from __future__ import annotations
@@ -258,31 +261,43 @@ def torch_backend(checkpoint: str | os.PathLike, device: str = "auto",
                   threads: int | None = None) -> tuple[Any, Bundle]:
     """A project checkpoint run with PyTorch, as a backend + pseudo-bundle.
 
-    The PyTorch side lives in `internvqa.distill.torch_backend` (runtime never imports
-    torch); it is imported only here, when a checkpoint is benchmarked.
+    `internvqa.bench.torch_backend` imports torch and `internvqa.distill`; it is imported
+    only here, when a checkpoint is benchmarked.
     """
     try:
-        from internvqa.distill.torch_backend import load_torch_backend
+        from internvqa.bench.torch_backend import load_torch_backend
     except ImportError as exc:
         raise UsageError(f"benchmarking a PyTorch checkpoint needs torch ({exc.name} missing); "
                          "install the train extra") from None
     return load_torch_backend(checkpoint, device, threads)
 
 
+def open_backend(ref: EngineRef, device: str = "auto", threads: int | None = None,
+                 verify: bool = True) -> tuple[Any, Bundle]:
+    """The backend factory of the bench layer: (backend, bundle) for any engine reference.
+
+    A bundle gets the runtime's backend for its precision (ONNX Runtime, TensorRT for a
+    plan); a checkpoint gets PyTorch. Engine latency is timed with the engine alone on the
+    machine, so an ONNX engine gets every core by default (a `Scorer` on its own gives
+    some of them to the decoder).
+    """
+    if ref.kind == "checkpoint":
+        return torch_backend(ref.path, device, threads)
+    from internvqa.runtime.backend import create_backend
+    from internvqa.runtime.scorer import available_cores
+
+    bundle = load_bundle(ref.path, precision=ref.precision, verify=verify)
+    return create_backend(bundle, device=device, threads=threads or available_cores()), bundle
+
+
 def open_engine(ref: EngineRef, device: str = "auto", threads: int | None = None,
                 verify: bool = True):
-    """A `Scorer` for the engine (bundle via its backend, checkpoint via PyTorch).
+    """A `Scorer` over the engine's backend (`open_backend`): same windows, crops and
+    pooling as `vqa-score`, whatever runs the network."""
+    from internvqa.runtime.scorer import Scorer
 
-    Engine latency is timed with the engine alone on the machine, so an ONNX engine gets
-    every core by default (a `Scorer` on its own gives some of them to the decoder).
-    """
-    from internvqa.runtime.scorer import Scorer, available_cores
-
-    if ref.kind == "checkpoint":
-        backend, bundle = torch_backend(ref.path, device, threads)
-        return Scorer(bundle, backend=backend)
-    bundle = load_bundle(ref.path, precision=ref.precision, verify=verify)
-    return Scorer(bundle, backend=device, threads=threads or available_cores())
+    backend, bundle = open_backend(ref, device, threads, verify)
+    return Scorer(bundle, backend=backend)
 
 
 # ---- timing ----------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """A project checkpoint run with PyTorch behind the runtime's `Backend` interface.
 
 `vqa-bench --engine CKPT_DIR` and `--teacher CKPT` compare engines with the PyTorch
-model they came from. That needs torch, so it lives here on the training side; the
-runtime imports this module only in that branch.
+model they came from. Only the bench layer runs a checkpoint as an engine, so the
+backend lives here (the runtime has ONNX Runtime and TensorRT backends only);
+`bench.open_backend` imports this module only in that branch, so benchmarking an ONNX
+bundle loads no torch.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from internvqa.distill.checkpoint import load_checkpoint
 from internvqa.runtime.bundle import Bundle
 from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.errors import UsageError
-
-from .checkpoint import load_checkpoint
 
 
 class TorchBackend:
@@ -29,8 +30,9 @@ class TorchBackend:
         self.name = "pytorch"
         self.providers = [f"torch {torch.__version__} {device}"]
         self.max_batch: int | None = None
+        self.side_dim: int | None = None  # pixel-only: a checkpoint takes no bitstream input
 
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, x: np.ndarray, side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)

@@ -1,0 +1,16 @@
+"""Benchmark layer of InternVQA (`internvqa.bench`, the top-level `benchmarks/` folder).
+
+The top of the layering (DESIGN.md): it may import every other layer, nothing imports it.
+It holds what compares engines rather than what scores video:
+
+- `bench`, `bench_cli`, `bench_report`: `vqa-bench` (latency percentiles, throughput,
+  memory, accuracy vs MOS and vs the teacher; the table and the PNG report).
+- `torch_backend`: a project checkpoint run with PyTorch as an engine. `bench.open_engine`
+  is the one factory that turns an engine reference into a backend: a bundle through the
+  runtime's ONNX Runtime / TensorRT backends, a checkpoint through this module.
+- `baseline`: the features+ridge peer baseline (fitted and saved here, not in the runtime).
+- The reproducible suite beside them (`run_suite.py`, `heldout.py`, `bench_*.py`, ...) and its
+  committed results (`RESULTS.md`); those scripts run as files (`python benchmarks/x.py`).
+
+Importing this package imports nothing heavy; each module imports what it needs.
+"""
