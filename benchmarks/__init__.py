@@ -9,6 +9,8 @@ It holds what compares engines rather than what scores video:
   is the one factory that turns an engine reference into a backend: a bundle through the
   runtime's ONNX Runtime / TensorRT backends, a checkpoint through this module.
 - `baseline`: the features+ridge peer baseline (fitted and saved here, not in the runtime).
+- `peers`: classic no-reference peers (BRISQUE, NIQE) and libvmaf (full reference) as
+  `vqa-bench --peer` engines, torch-free.
 - The reproducible suite beside them (`run_suite.py`, `heldout.py`, `bench_*.py`, ...) and its
   committed results (`RESULTS.md`); those scripts run as files (`python benchmarks/x.py`).
 

@@ -58,7 +58,7 @@ from internvqa.runtime.metrics import evaluate, plcc, srcc
 
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
 ACCURACY_KEYS = ("srcc", "krcc", "plcc_linear", "plcc_logistic", "rmse_logistic", "rmse",
-                 "rd_order_accuracy")
+                 "rd_order_accuracy", "within_source_srcc")
 CHECKPOINT_FORMAT = "internvqa-checkpoint"
 TEACHER_PREDS = "teacher_predictions.csv"
 
@@ -359,14 +359,28 @@ def ladder_key(row: ManifestRow) -> tuple[str, str, str]:
     return (row.source, row.codec, res)
 
 
+def within_source_srcc(preds: Sequence[float], rows: Sequence[ManifestRow]) -> float:
+    """Mean over sources (>= 3 videos) of the SRCC between prediction and MOS: how well an
+    engine orders the encodes of one content, whatever it thinks of the content itself."""
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by.setdefault(r.source, []).append(i)
+    vals = [srcc([preds[i] for i in idx], [rows[i].mos for i in idx])
+            for idx in by.values() if len(idx) >= 3]
+    vals = [v for v in vals if math.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def accuracy(preds: Sequence[float], rows: Sequence[ManifestRow]) -> dict[str, Any]:
-    """`metrics.evaluate` vs MOS, with RD order over (source, codec, resolution) ladders."""
+    """`metrics.evaluate` vs MOS, with RD order over (source, codec, resolution) ladders and
+    the mean within-source SRCC. Every engine, baseline and peer is reported through it."""
     pairs = [(p, r) for p, r in zip(preds, rows, strict=True)
              if p is not None and math.isfinite(p) and r.mos is not None]
     if len(pairs) < 2:
         return {"n": len(pairs), "note": "fewer than two scored videos with MOS"}
     laddered = [(p, r) for p, r in pairs if r.crf is not None]
     out = evaluate([p for p, _ in pairs], [r.mos for _, r in pairs])
+    out["within_source_srcc"] = within_source_srcc([p for p, _ in pairs], [r for _, r in pairs])
     if laddered:
         from internvqa.runtime.metrics import rd_order_pairs
 

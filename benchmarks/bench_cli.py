@@ -3,6 +3,7 @@
     vqa-bench --engine work/bundles/latest --precision fp32,int8 --data corpus/manifest.csv
     vqa-bench --engine bundle/model.plan --data m.csv --batch 1,8,32 --json out.json --report rep/
     vqa-bench --engine bundle --data m.csv --teacher-preds runs/teacher-x/best/teacher_predictions.csv
+    vqa-bench --engine bundle --data m.csv --peer brisque --peer niqe --peer libvmaf
 
 Decisions:
 - `--engine` may repeat; each value is a bundle directory (with `--precision a,b` one engine
@@ -13,6 +14,11 @@ Decisions:
 - The peer baseline (`internvqa.bench.baseline`) is in every table: `--baseline PATH` loads a saved
   model, or fits one on the manifest's train split and saves it there; without the option
   it is fitted in memory. `--no-baseline` drops it.
+- `--peer brisque|niqe|libvmaf` (repeatable) adds classic metrics as engines of their own
+  (`internvqa.bench.peers`): scored on the same videos, reported with the same accuracy
+  figures and their speed. With peers, `--engine` may be left out (then the frames are
+  sampled with the shipped default model's clip spec). Their parameter files are fetched
+  and checked before any engine runs.
 - Exit 0; 1 when some videos failed to score (listed); 2 on bad options or engines.
 """
 
@@ -28,6 +34,7 @@ from typing import Any
 
 import click
 
+from internvqa.bench.peers.engines import PEER_NAMES
 from internvqa.runtime.backend import DEVICES
 from internvqa.runtime.cli_common import main_entry
 from internvqa.runtime.errors import UsageError
@@ -77,7 +84,7 @@ def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--engine", "engines", multiple=True, required=True, metavar="PATH",
+@click.option("--engine", "engines", multiple=True, metavar="PATH",
               help="Bundle dir, .onnx/.plan inside a bundle, or checkpoint dir. Repeatable.")
 @click.option("--precision", default=None, metavar="P[,P]",
               help="For bundle dirs: fp32, fp16, int8, plan (comma list = one engine each).")
@@ -104,6 +111,9 @@ def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts)
               default=None, help="Baseline model JSON: loaded if it exists, else fitted and saved.")
 @click.option("--no-baseline", is_flag=True, help="Leave the feature baseline out.")
 @click.option("--no-accuracy", is_flag=True, help="Timing only; do not score the split.")
+@click.option("--peer", "peer_names", multiple=True, type=click.Choice(PEER_NAMES),
+              help="Classic peer scored as an engine: brisque, niqe (NR), libvmaf (full "
+                   "reference, rows with a 'reference' column). Repeatable.")
 @click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="[PATH|-]",
               help="Write all results as JSON to PATH, or stdout when no PATH.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -111,20 +121,25 @@ def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters, duration,
           device, threads, teacher_preds, teacher, baseline_path, no_baseline, no_accuracy,
-          json_out, report_dir, quiet) -> int:
+          peer_names, json_out, report_dir, quiet) -> int:
     """Benchmark engines: latency percentiles, throughput, memory, accuracy vs MOS and teacher."""
     from internvqa.bench import bench as b
 
+    if not engines and not peer_names:
+        raise UsageError("nothing to benchmark: give --engine PATH and/or --peer NAME")
+    if peer_names and (data is None or no_accuracy):
+        raise UsageError("--peer scores the manifest's videos: give --data (and no --no-accuracy)")
     opts = b.BenchOptions(batches=b.parse_batches(batch_text), warmup=warmup,
                           min_iters=min_iters, duration=duration, device=device,
                           threads=threads, accuracy=not no_accuracy and data is not None,
                           progress=not quiet)
     refs = b.resolve_engines(engines, precision)
     b.preflight(refs, verify=opts.verify)  # every engine loads before any work starts
+    peers = _load_peers(peer_names)  # and every peer's parameter files
     all_rows, rows = _load_rows(data, split, limit)
     out = sys.stderr if json_out == "-" else sys.stdout
     table, source = (None, "")
-    if opts.accuracy:
+    if opts.accuracy and refs:
         table, source = _teacher_table(teacher_preds, teacher, rows, opts)
 
     results: list[dict[str, Any]] = []
@@ -155,13 +170,22 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
                     "duration_s": duration, "device": device, "threads": threads},
         "engines": results,
     }
+    spec = _spec_of(results[0]) if results else _default_spec()
     if opts.accuracy and not no_baseline:
         t0 = time.perf_counter()
         from internvqa.bench.baseline import evaluate_baseline
 
-        result["baseline"] = evaluate_baseline(baseline_path, all_rows, rows,
-                                               _spec_of(results[0]), str(data), opts.progress)
+        result["baseline"] = evaluate_baseline(baseline_path, all_rows, rows, spec, str(data),
+                                               opts.progress)
         result["baseline"]["total_s"] = time.perf_counter() - t0
+    if peers:
+        from internvqa.bench.peers.engines import evaluate_peer
+
+        result["peers"] = []
+        for peer in peers:
+            if opts.progress:
+                click.echo(f"scoring with peer {peer.name} ...", err=True)
+            result["peers"].append(evaluate_peer(peer, rows, spec, opts.progress, threads))
     result = _clean(result)
 
     click.echo(_format(result), file=out)
@@ -180,8 +204,23 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
         pngs = write_report(result, report_dir)
         atomic_write_text(Path(report_dir) / "bench.json", json.dumps(result, indent=2) + "\n")
         click.echo(f"report: {len(pngs)} plots in {report_dir}", err=True)
-    failed = sum(len(e.get("failures", [])) for e in results)
+    failed = sum(len(e.get("failures", [])) for e in [*results, *result.get("peers", [])])
     return 1 if failed else 0
+
+
+def _load_peers(names):
+    from internvqa.bench.peers.engines import load_peer
+
+    return [load_peer(n) for n in dict.fromkeys(names)]
+
+
+def _default_spec():
+    """The shipped default model's clip spec (frames for the peers when no engine is given)."""
+    from internvqa.runtime.bundle import default_bundle, load_bundle
+    from internvqa.runtime.clipspec import ClipSpec
+
+    path = default_bundle()
+    return load_bundle(path, verify=False).clip_spec if path is not None else ClipSpec()
 
 
 def _format(result: dict[str, Any]) -> str:

@@ -16,7 +16,8 @@ from internvqa.bench.bench import LATENCY_KEYS
 
 _ACC_COLUMNS = (("SRCC", "srcc"), ("KRCC", "krcc"), ("PLCC-lin", "plcc_linear"),
                 ("PLCC-log", "plcc_logistic"), ("RMSE-log", "rmse_logistic"),
-                ("RMSE", "rmse"), ("RD-order", "rd_order_accuracy"))
+                ("RMSE", "rmse"), ("RD-order", "rd_order_accuracy"),
+                ("SRCC-src", "within_source_srcc"))
 
 
 def _f(v: Any, digits: int = 4) -> str:
@@ -39,7 +40,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Latency, accuracy (measured and recorded side by side), baseline and teacher."""
+    """Latency, accuracy (measured and recorded side by side), baseline, peers and teacher."""
     parts: list[str] = []
     engines = result.get("engines", [])
     rows = []
@@ -86,6 +87,12 @@ def format_table(result: dict[str, Any]) -> str:
         acc_rows.append(["baseline: features+ridge", "measured",
                          *(_f(a.get(k)) for _, k in _ACC_COLUMNS), _f(a.get("n")),
                          _f(base.get("e2e_s_per_video"), 3)])
+    peers = result.get("peers") or []
+    for pr in peers:
+        a = pr.get("accuracy") or {}
+        acc_rows.append([f"peer: {pr['label']}", "measured" if "srcc" in a else "not scored",
+                         *(_f(a.get(k)) for _, k in _ACC_COLUMNS), _f(a.get("n")),
+                         _f(pr.get("e2e_s_per_video"), 3)])
     if acc_rows:
         split = result.get("data", {}).get("split", "")
         parts.append("")
@@ -98,6 +105,15 @@ def format_table(result: dict[str, Any]) -> str:
         parts.append(f"baseline: {base['note']}")
     if base and base.get("note") and acc_rows:
         parts.append(f"  baseline: {base['note']}")
+    for pr in peers:
+        speed = (f"{pr['ms_per_frame']:.1f} ms per frame (metric alone), {pr['frames']} frames"
+                 if pr.get("ms_per_frame") is not None else "no frame scored")
+        sign = f"; {pr['sign']}" if pr.get("sign") else ""
+        parts.append(f"  peer {pr['name']}: {speed}; {pr['source']}{sign}")
+        if pr.get("note"):
+            parts.append(f"  peer {pr['name']}: {pr['note']}")
+        for f in pr.get("failures", [])[:5]:
+            parts.append(f"  peer {pr['name']}: failed {f['path']}: {f['error']}")
 
     agree = [[e["label"], _f(t.get("srcc")), _f(t.get("plcc")), _f(t.get("mae"), 3),
               _f(t.get("n")), t.get("source", "")]
@@ -119,7 +135,7 @@ def _slug(text: str) -> str:
 
 
 def write_report(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """PNG plots: predicted vs MOS per engine (and baseline); speed vs accuracy frontier."""
+    """PNG plots: predicted vs MOS per engine (baseline, peers); speed vs accuracy frontier."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,6 +149,9 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
     base = result.get("baseline") or {}
     if base.get("scores"):
         series.append(("baseline", base["scores"], base.get("accuracy", {})))
+    peers = [(f"peer {p['name']}", p) for p in result.get("peers") or []]
+    series += [(label, p["scores"], p.get("accuracy", {})) for label, p in peers
+               if p.get("scores")]
     for label, scores, acc in series:
         pts = [(s["mos"], s["pred"]) for s in scores
                if s.get("pred") is not None and s.get("mos") is not None]
@@ -154,7 +173,9 @@ def write_report(result: dict[str, Any], out_dir: str | Path) -> list[Path]:
         written.append(path)
     points = [(e["label"], e.get("e2e_s_per_video"), e.get("accuracy", {}).get("srcc"))
               for e in result.get("engines", [])]
-    if len(result.get("engines", [])) >= 2:
+    points += [(label, p.get("e2e_s_per_video"), p.get("accuracy", {}).get("srcc"))
+               for label, p in peers]
+    if len(points) >= 2:
         points.append(("baseline", base.get("e2e_s_per_video"),
                        base.get("accuracy", {}).get("srcc")))
         points = [p for p in points if p[1] and p[2] is not None and math.isfinite(p[2])]

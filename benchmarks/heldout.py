@@ -5,7 +5,7 @@
 
 Every video of the split is scored by the runtime's `Scorer` (the path `vqa-score` runs)
 and compared with the manifest's labels (libvmaf VMAF on the standard corpus) by
-`runtime.metrics.evaluate`: SRCC, KRCC, PLCC and RMSE after the VQEG logistic fit, RD-order
+`bench.accuracy` (`runtime.metrics.evaluate`): SRCC, KRCC, PLCC and RMSE after the VQEG logistic fit, RD-order
 accuracy over (source, codec, coded resolution) ladders, and the mean within-source SRCC.
 Rows: all held-out videos, natural camera content only (`content` column), and the
 1280x720 tier when present.
@@ -27,25 +27,13 @@ import click
 import numpy as np
 
 from internvqa.runtime.manifest import ManifestRow, read_manifest
-from internvqa.runtime.metrics import srcc
 
 CODECS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1")
 
 
-def within_source_srcc(pred: Sequence[float], rows: Sequence[ManifestRow]) -> float:
-    """Mean over sources (>= 3 videos) of the SRCC between prediction and label."""
-    by: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        by.setdefault(r.source, []).append(i)
-    vals = [srcc([pred[i] for i in idx], [rows[i].mos for i in idx])
-            for idx in by.values() if len(idx) >= 3]
-    vals = [v for v in vals if math.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
 def figures(pred: Sequence[float], rows: Sequence[ManifestRow]) -> dict:
     """The accuracy row of one engine on some videos: `bench.accuracy` (the evaluation
-    `vqa-bench` reports) plus the mean within-source SRCC."""
+    `vqa-bench` reports, the mean within-source SRCC included)."""
     from internvqa.bench.bench import accuracy
 
     keep = [(p, r) for p, r in zip(pred, rows, strict=True)
@@ -55,8 +43,8 @@ def figures(pred: Sequence[float], rows: Sequence[ManifestRow]) -> dict:
     p, rs = [k[0] for k in keep], [k[1] for k in keep]
     m = accuracy(p, rs)
     keys = ("n", "srcc", "krcc", "plcc_logistic", "rmse_logistic", "plcc_linear",
-            "rd_order_accuracy", "rd_order_pairs")
-    return {**{k: m.get(k, float("nan")) for k in keys}, "within_source_srcc": within_source_srcc(p, rs)}
+            "rd_order_accuracy", "rd_order_pairs", "within_source_srcc")
+    return {k: m.get(k, float("nan")) for k in keys}
 
 
 def _coded(row: ManifestRow) -> tuple[int, int]:

@@ -8,6 +8,7 @@ quality falls with CRF because the encoder made it so, not because a test says s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -30,17 +31,28 @@ def psnr_y(path: Path, ref: np.ndarray) -> float:
 
 
 def make_ladder(folder: Path, sources: dict[str, str], crfs=(18, 35, 51), frames: int = 16,
-                width: int = 96, height: int = 64) -> Path:
-    """Encode every source at every CRF; write `manifest.csv`. sources: {name: split}."""
+                width: int = 96, height: int = 64,
+                content: Callable[[int, int, int, int], np.ndarray] | None = None,
+                with_reference: bool = False) -> Path:
+    """Encode every source at every CRF; write `manifest.csv`. sources: {name: split}.
+
+    `content(frames, width, height, k)` makes source k's RGB frames (default: the panning
+    texture); `with_reference=True` also writes each source losslessly (FFV1) and names it
+    in a `reference` column, as `vqa-data label` does."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for k, (name, split) in enumerate(sources.items()):
-        ref = moving_frames(frames, width, height, seed=11 + 7 * k)
+        ref = (content(frames, width, height, k) if content is not None
+               else moving_frames(frames, width, height, seed=11 + 7 * k))
+        extra = {}
+        if with_reference:
+            ref_path = write_video(folder / f"{name}_ref.mkv", ref, codec="ffv1", options={})
+            extra = {"reference": ref_path.name}
         for crf in crfs:
             path = write_video(folder / f"{name}_crf{crf}.mp4", ref,
                                options={"crf": str(crf), "threads": "1"})
             mos = 100.0 / (1.0 + np.exp(-(psnr_y(path, ref) - 30.0) / 4.0))
             rows.append(ManifestRow(path=path.name, mos=round(float(mos), 3), source=name,
                                     codec="libx264", crf=float(crf), width=width,
-                                    height=height, split=split, root=folder))
+                                    height=height, split=split, extra=dict(extra), root=folder))
     return write_manifest(rows, folder / "manifest.csv")

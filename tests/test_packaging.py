@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBPACKAGES = ("internvqa.runtime", "internvqa.distill", "internvqa.distill.models",
-               "internvqa.distill.corpus", "internvqa.export", "internvqa.bench")
+               "internvqa.distill.corpus", "internvqa.export", "internvqa.bench",
+               "internvqa.bench.peers")
 
 
 def test_editable_install_maps_top_level_folders():

@@ -60,6 +60,7 @@ def test_labels_are_libvmaf_and_fall_with_crf(built):
     by_src: dict[str, dict[float, float]] = {}
     for r in rows:
         assert r.mos == pytest.approx(float(r.extra["vmaf"]))
+        assert (res.manifest.parent / r.extra["reference"]).is_file()  # for vqa-bench --peer libvmaf
         frames = r.extra["mos_frames"].split()
         assert len(frames) == TINY.frames
         assert np.mean([float(v) for v in frames]) == pytest.approx(r.mos, abs=0.05)

@@ -715,6 +715,8 @@ def run_build(
             entry = by_name[j.source]
             extra["scene"] = entry.scene
             extra["content"] = "natural" if entry.natural else "other"
+        if p.labels == "vmaf":  # the lossless reference libvmaf compared against
+            extra["reference"] = j.reference_relpath
         rows.append(ManifestRow(
             path=rec["path"], mos=rec["mos"], source=j.source, codec=j.codec, crf=float(j.crf),
             width=j.width, height=j.height, split=splits[j.source], resolution=j.resolution,
@@ -769,7 +771,8 @@ def _sidecar(p: Preset, seed: int, splits: dict[str, str], entries: list[SourceE
                        "the labelling time; `vqa-data label` computes it)") if vmaf else
         "mean per-frame PSNR-Y, SSIM (11x11 Gaussian, sigma 1.5) and MS-SSIM on BT.601 Y",
         "labels_reference": "the lossless source, as the encoder saw it (BT.601 limited-range "
-                            "YUV 4:2:0)" + ("; stored as refs/<source>_<W>x<H>.mkv (FFV1)"
+                            "YUV 4:2:0)" + ("; stored as refs/<source>_<W>x<H>.mkv (FFV1), "
+                                            "named in the manifest's reference column"
                                             if vmaf else ""),
         "ladders": {c: list(v) for c, v in p.ladders.items()},
         "resolution_ladder": [
