@@ -392,9 +392,30 @@ def accuracy(preds: Sequence[float], rows: Sequence[ManifestRow]) -> dict[str, A
     return out
 
 
+def coded_input(row: ManifestRow) -> tuple[str, tuple[int, int] | None]:
+    """(file to score, display size or None) for a manifest row.
+
+    A resolution-ladder rung of the synthetic corpus is listed as its upscaled FFV1 copy;
+    where `vqa-data rungs` re-created its coded file, that file is scored with
+    `display` = the listed size: the same pixels, plus the bitstream a hybrid model reads.
+    """
+    if row.resolution and row.width and row.height and row.codec and \
+            row.resolution != f"{row.width}x{row.height}":
+        from internvqa.distill.corpus.synth import CODECS, rung_relpath
+
+        if row.codec in CODECS:
+            coded = Path(row.abspath).parents[len(Path(row.path).parts) - 1] / rung_relpath(
+                row.path, row.codec)
+            if coded.is_file():
+                return str(coded), (int(row.width), int(row.height))
+    return str(row.abspath), None
+
+
 def score_rows(scorer, rows: Sequence[ManifestRow], progress: bool = True,
                desc: str = "scoring") -> tuple[list[float | None], list[float], list[dict]]:
-    """Score each video with the runtime's Scorer: (pooled means, seconds each, failures)."""
+    """Score each video with the runtime's Scorer: (pooled means, seconds each, failures).
+
+    Rows are scored from their coded files (`coded_input`)."""
     from tqdm import tqdm
 
     preds: list[float | None] = []
@@ -403,7 +424,8 @@ def score_rows(scorer, rows: Sequence[ManifestRow], progress: bool = True,
     for row in tqdm(rows, desc=desc, unit="video", disable=not progress, leave=False):
         t0 = time.perf_counter()
         try:
-            result = scorer.score_file(row.abspath)
+            path, display = coded_input(row)
+            result = scorer.score_file(path, display=display)
             preds.append(result.score)
         except InternVQAError as exc:
             preds.append(None)

@@ -3,7 +3,9 @@
     python benchmarks/heldout.py --manifest work/corpus/standard/manifest.csv \\
         [--bundle DIR] [--split test] [--json out.json]
 
-Every video of the split is scored by the runtime's `Scorer` (the path `vqa-score` runs)
+Every video of the split is scored by the runtime's `Scorer` (the path `vqa-score` runs;
+resolution-ladder rungs from their coded files where `vqa-data rungs` re-created them, at
+display size); a hybrid bundle is scored twice, with its bitstream input and pixels-only,
 and compared with the manifest's labels (libvmaf VMAF on the standard corpus) by
 `bench.accuracy` (`runtime.metrics.evaluate`): SRCC, KRCC, PLCC and RMSE after the VQEG logistic fit, RD-order
 accuracy over (source, codec, coded resolution) ladders, and the mean within-source SRCC.
@@ -127,7 +129,12 @@ def run(manifest: Path, bundle: Path | None = None, precision: str | None = None
     bundle = bundle or default_bundle()
     scorer = Scorer(bundle, precision)
     preds, seconds, failures = score_rows(scorer, test, progress=sys.stderr.isatty())
-    engines = {f"{scorer.bundle.model_name}:{scorer.bundle.precision}": preds}
+    name = f"{scorer.bundle.model_name}:{scorer.bundle.precision}"
+    engines = {name + (" hybrid" if scorer.uses_bitstream else ""): preds}
+    if scorer.uses_bitstream:  # the same model on pixels alone (raw frames, no bitstream)
+        pixels = Scorer(scorer.bundle, backend=scorer.backend, bitstream=False)
+        engines[name + " pixels-only"] = score_rows(pixels, test, progress=sys.stderr.isatty(),
+                                                    desc="pixels-only")[0]
     if all(r.extra.get("kbps") for r in train + test):
         engines["bitrate model (ridge, train split)"] = bitrate_model(train, test, fps)
     report = {"manifest": str(manifest), "bundle": str(bundle), "split": split,

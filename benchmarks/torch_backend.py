@@ -30,13 +30,20 @@ class TorchBackend:
         self.name = "pytorch"
         self.providers = [f"torch {torch.__version__} {device}"]
         self.max_batch: int | None = None
-        self.side_dim: int | None = None  # pixel-only: a checkpoint takes no bitstream input
+        side = int(getattr(getattr(model, "cfg", None), "side_dim", 0) or 0)
+        self.side_dim: int | None = side or None  # a hybrid checkpoint reads the bitstream
 
     def run(self, x: np.ndarray, side: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-            out = self.model(t)
+            if self.side_dim:
+                from internvqa.runtime.backend import side_input
+
+                s = torch.from_numpy(side_input(side, x.shape[0], self.side_dim)).to(self.device)
+                out = self.model(t, s)
+            else:
+                out = self.model(t)
             feature, score = out if isinstance(out, tuple) else (None, out)
             if self.device.startswith("cuda"):
                 torch.cuda.synchronize()

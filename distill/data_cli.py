@@ -420,6 +420,53 @@ def info(manifest: Path, as_json: bool, per_source: bool) -> None:
                    f"({correct / pairs:.3f})")
 
 
+@cli.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--split", "splits", multiple=True, help="Only rows of this split (repeatable; default all).")
+def rungs(manifest: Path, splits: tuple[str, ...]) -> None:
+    """Re-create the coded files of a corpus's resolution-ladder rungs (`rungs/`).
+
+    The build stores a rung upscaled to display size as lossless FFV1 (what a viewer sees),
+    so its own bitstream is gone; a hybrid model reads bits from the coded file
+    (`vqa-score rungs/... --display WxH`). Each rung is re-encoded from the corpus's
+    reference with the build's settings and checked against the manifest's kbps.
+    """
+    from internvqa.distill.corpus.synth import write_rung
+    from internvqa.runtime.manifest import read_manifest
+
+    rows = [r for r in read_manifest(manifest) if not splits or r.split in splits]
+    sidecar = manifest.parent / "manifest.json"
+    fps = int(json.loads(sidecar.read_text()).get("fps", 24)) if sidecar.is_file() else 24
+    todo = [r for r in rows if r.resolution and r.width and r.height
+            and r.resolution != f"{r.width}x{r.height}"]
+    if not todo:
+        raise UsageError(f"{manifest}: no resolution-ladder rungs (resolution != width x height)")
+    worst, failed = 0.0, 0
+    with click.progressbar(todo, label="rungs", file=sys.stderr) as bar:
+        for r in bar:
+            try:
+                cw, ch = (int(v) for v in r.resolution.split("x"))
+                out = write_rung(manifest.parent, r.path, r.source, r.codec, int(r.crf),
+                                 (cw, ch), (int(r.width), int(r.height)), fps)
+            except (InternVQAError, ValueError) as exc:
+                failed += 1
+                click.echo(f"error: {r.path}: {exc}", err=True)
+                continue
+            kbps = float(r.extra.get("kbps") or "nan")
+            frames = len(frame_values(r)) or fps * 2
+            got = out.stat().st_size * 8 / (frames / fps) / 1000
+            if math.isfinite(kbps) and kbps > 0:
+                worst = max(worst, abs(got - kbps) / kbps)
+    click.echo(f"{len(todo) - failed} rungs in {manifest.parent / 'rungs'}; file size vs the "
+               f"manifest's kbps: max relative difference {worst:.4f}")
+    if failed:
+        sys.exit(1)
+
+
+def frame_values(row) -> list[str]:
+    return (row.extra.get("mos_frames") or "").split()
+
+
 # ---- licensed media ------------------------------------------------------------------
 def _default_sources() -> Path:
     return Path(os.environ.get("INTERNVQA_WORK", "work")) / "sources"

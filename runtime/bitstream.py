@@ -23,15 +23,19 @@ The vector (one implementation: training, export calibration and the runtime cal
     has_bits              1.0 when the rest is filled, else everything is 0
     log2_bpp              (log2(bits / (coded pixels x frames)) + 6) / 4
     h264 hevc vp9 av1     codec family, one-hot
-    log2_pixels           log2(coded width x height / (640 x 360)) / 2
+    log2_scale            log2(coded pixels / display pixels) / 2: 0 for a file watched at
+                          its own size, -1 for a half-width rung upscaled for viewing
 
 Only the four codec families the model was trained on carry bits: a lossless file (FFV1,
 as the corpus stores its upscaled resolution-ladder rungs), MPEG-4 Part 2 or any other
 codec is scored in pixel-only mode, because its bits per pixel mean something else.
 
-Coded resolution (the file's, not the display's: a resolution-ladder encode is
-upscaled for viewing, and the model should know how few pixels it carries) enters only with
-the bits, because in pixel-only mode the frames' own size is all there is.
+Bits per pixel are counted on the coded size (the file's). A resolution-ladder rung is
+watched upscaled: `vqa-score --display WxH` (`Scorer.score_file(display=...)`) upscales
+the decoded frames bicubically to the display size, as the corpus stores its rungs and as
+libvmaf compares them, and `log2_scale` tells the head how few pixels were coded. The
+absolute resolution is deliberately not an input: the corpus has two (640x360, 1280x720),
+too few to learn it from without extrapolating on every other size.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import math
 import numpy as np
 
 SIDE_VERSION = 1
-SIDE_NAMES = ("has_bits", "log2_bpp", "h264", "hevc", "vp9", "av1", "log2_pixels")
+SIDE_NAMES = ("has_bits", "log2_bpp", "h264", "hevc", "vp9", "av1", "log2_scale")
 SIDE_DIM = len(SIDE_NAMES)
 CODEC_FAMILIES = ("h264", "hevc", "vp9", "av1")
 _ALIASES = {
@@ -50,7 +54,6 @@ _ALIASES = {
     "vp9": "vp9", "libvpx-vp9": "vp9", "libvpx_vp9": "vp9", "vp09": "vp9",
     "av1": "av1", "libdav1d": "av1", "libaom-av1": "av1", "libsvtav1": "av1", "av01": "av1",
 }
-_REF_PIXELS = 640 * 360
 
 
 def codec_family(name: str | None) -> str:
@@ -59,9 +62,13 @@ def codec_family(name: str | None) -> str:
 
 
 def side_vector(
-    bits: float | None, frames: int, width: int, height: int, codec: str | None
+    bits: float | None, frames: int, width: int, height: int, codec: str | None,
+    display: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """The (SIDE_DIM,) float32 side input for one window; zeros when the bits are unknown."""
+    """The (SIDE_DIM,) float32 side input for one window; zeros when the bits are unknown.
+
+    `width` x `height`: the coded size; `display`: the size it is watched at (None: the
+    coded size), for a resolution-ladder rung scored upscaled."""
     out = np.zeros(SIDE_DIM, dtype=np.float32)
     if bits is None or not frames or frames < 1 or width < 1 or height < 1:
         return out
@@ -74,7 +81,8 @@ def side_vector(
     out[0] = 1.0
     out[1] = (math.log2(bpp) + 6.0) / 4.0
     out[2 + CODEC_FAMILIES.index(fam)] = 1.0
-    out[6] = math.log2(width * height / _REF_PIXELS) / 2.0
+    dw, dh = display or (width, height)
+    out[6] = math.log2(width * height / max(1, dw * dh)) / 2.0
     return out
 
 

@@ -138,6 +138,12 @@ def _log_name(log_dir: Path, path: str, used: set[str]) -> Path:
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--manifest", type=click.Path(), help="Manifest CSV whose `path` rows are scored.")
 @click.option("--size", type=SizeParam(), help="Raw input frame size WxH.")
+@click.option("--display", type=SizeParam(),
+              help="Size WxH the video is watched at, when not its own (a resolution-ladder "
+                   "rung): frames are upscaled to it (bicubic) before scoring.")
+@click.option("--pixels-only", is_flag=True,
+              help="Ignore the bitstream (a hybrid model's bits-per-pixel input): score from "
+                   "decoded pixels alone.")
 @click.option("--pix-fmt", type=click.Choice(RAW_PIX_FMTS), help="Raw input pixel format [yuv420p].")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Raw input frame rate [25].")
 @click.option("--json", "json_out", help="VMAF-shaped JSON log to PATH, or - for stdout.")
@@ -162,7 +168,8 @@ def _log_name(log_dir: Path, path: str, used: set[str]) -> Path:
                    "[default: when stdout is a terminal].")
 @click.option("--explain", is_flag=True,
               help="Say what the score means and how the model was trained, then exit.")
-def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_out, log_dir,
+def score(inputs, bundle, precision, device, manifest, size, display, pixels_only, pix_fmt, fps,
+          json_out, log_dir,
           csv_path, resume, retry_failed, threads, decode_threads, workers, batch_size,
           max_seconds, max_frames, no_progress, summary, explain) -> int:
     """Score compressed-video quality (0-100, higher is better) with an InternVQA bundle.
@@ -201,12 +208,13 @@ def score(inputs, bundle, precision, device, manifest, size, pix_fmt, fps, json_
         if not read_complete_lines(cp):
             atomic_write_text(cp, csv_header() + "\n")
     scorer = Scorer(resolve_bundle(bundle), precision, device, threads, batch_size,
-                    max_seconds=max_seconds, max_frames=max_frames, decode_threads=decode_threads)
+                    max_seconds=max_seconds, max_frames=max_frames, decode_threads=decode_threads,
+                    bitstream=not pixels_only)
     if scorer.bundle.note:
         click.echo(f"note: {scorer.bundle.note}", err=True)
     todo = [p for p in paths if p not in done]
     return run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, workers,
-                     no_progress, summary)
+                     no_progress, summary, display)
 
 
 def explain_bundle(path: Path) -> str:
@@ -251,7 +259,8 @@ def summary_line(path: str, result, err: str, scale_name: str) -> str:
 
 
 def run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, workers,
-              no_progress, summary: bool | None = None) -> int:
+              no_progress, summary: bool | None = None,
+              display: tuple[int, int] | None = None) -> int:
     """Score `todo` in order, decoding up to `workers` inputs ahead; record every outcome."""
     from tqdm import tqdm
 
@@ -274,7 +283,7 @@ def run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, wor
         t0 = time.perf_counter()
         try:
             source = open_video(path, size=size, pix_fmt=pix_fmt, fps=fps,
-                                decode_threads=scorer.decode_threads)
+                                decode_threads=scorer.decode_threads, display=display)
             ahead.append((path, t0, source, scorer.start(source, name=path), None))
         except Exception as exc:  # noqa: BLE001 - recorded per input, batch goes on
             ahead.append((path, t0, None, None, _describe(exc)))

@@ -109,7 +109,11 @@ class Scorer:
         max_seconds: float | None = None,
         max_frames: int | None = None,
         decode_threads: int | None = None,
+        bitstream: bool = True,
     ):
+        """`bitstream=False` scores a hybrid model in its pixel-only mode (its side input
+        all zeros), as for raw frames; a pixel-only model ignores it."""
+        self.bitstream = bool(bitstream)
         if isinstance(bundle_path, Bundle):
             self.bundle = bundle_path
         else:
@@ -143,10 +147,14 @@ class Scorer:
         size: tuple[int, int] | None = None,
         pix_fmt: str | None = None,
         fps: float | None = None,
+        display: tuple[int, int] | None = None,
     ) -> ScoreResult:
-        """Score a video file (raw `.yuv` when `size` is given or the suffix says so)."""
+        """Score a video file (raw `.yuv` when `size` is given or the suffix says so).
+
+        `display`: the size the video is watched at, when that is not its coded size (a
+        resolution-ladder rung): frames are upscaled to it before scoring."""
         with open_video(path, size=size, pix_fmt=pix_fmt, fps=fps,
-                        decode_threads=self.decode_threads) as source:
+                        decode_threads=self.decode_threads, display=display) as source:
             return self.score_source(source, name=str(path))
 
     def score_frames(
@@ -190,13 +198,14 @@ class Scorer:
     # ---- internals -------------------------------------------------------------------
     @property
     def uses_bitstream(self) -> bool:
-        """Whether the engine reads the `side` input (a hybrid model)."""
-        return getattr(self.backend, "side_dim", None) is not None
+        """Whether the engine reads the `side` input (a hybrid model, not forced to pixels)."""
+        return self.bitstream and getattr(self.backend, "side_dim", None) is not None
 
     def _side(self, windows: list[Window], info: VideoInfo) -> np.ndarray:
         """Each window's side vector, repeated for its crops (rows of the engine batch)."""
-        rows = [side_vector(w.bits, w.span_frames, info.width, info.height, info.codec)
-                for w in windows]
+        cw, ch = info.coded_size
+        display = (info.width, info.height)
+        rows = [side_vector(w.bits, w.span_frames, cw, ch, info.codec, display) for w in windows]
         return np.repeat(np.stack(rows), self.spec.crops_per_window, axis=0)
 
     def _score(self, windows: list[Window], x: np.ndarray, info: VideoInfo) -> list[WindowScore]:
@@ -250,7 +259,9 @@ class Scorer:
             windows=scores,
             frames=frames,
             input={"name": name, "width": info.width, "height": info.height,
-                   "fps": round(info.fps, 6), "pix_fmt": info.pix_fmt, "codec": info.codec},
+                   "fps": round(info.fps, 6), "pix_fmt": info.pix_fmt, "codec": info.codec,
+                   **({"coded_width": info.coded_width, "coded_height": info.coded_height}
+                      if info.coded_width else {})},
             model=self.model_info(),
             flags=flags,
             elapsed_s=time.perf_counter() - t0,

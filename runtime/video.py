@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import cv2
 import numpy as np
 
 from internvqa.runtime.clipspec import (
@@ -66,6 +67,12 @@ class VideoInfo:
     pix_fmt: str
     codec: str = ""
     name: str = ""
+    coded_width: int = 0  # the file's frame size when frames are upscaled for display
+    coded_height: int = 0  # (`DisplaySource`); 0: same as width x height
+
+    @property
+    def coded_size(self) -> tuple[int, int]:
+        return (self.coded_width or self.width, self.coded_height or self.height)
 
 
 class Frame:
@@ -139,6 +146,31 @@ class Frame:
                 return band
         rgb = yuv_to_rgb(y, u, v, out_size=out, **kw)
         return _slice(rgb, region) if region else rgb
+
+    def upscaled(self, width: int, height: int) -> Frame:
+        """This frame resized to (width, height) bicubically, plane by plane (chroma keeps
+        its subsampling): how the corpus stores a resolution-ladder rung for viewing."""
+        if self._rgb is not None:
+            rgb = cv2.resize(self._rgb, (width, height), interpolation=cv2.INTER_CUBIC)
+            return Frame(self.index, self.time, rgb=rgb, bits=self.bits)
+        planes, fmt = self._planes, self._fmt
+        if planes is None:
+            planes, _, fmt = _av_planes(self._av)
+            if planes is None:
+                rgb = self._av.to_ndarray(format="rgb24")  # type: ignore[union-attr]
+                rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
+                return Frame(self.index, self.time, rgb=rgb, bits=self.bits)
+        y, u, v = planes
+        sx = 0 if u.shape[1] == y.shape[1] else 1
+        sy = 0 if u.shape[0] == y.shape[0] else 1
+        cw, ch = (width + sx) >> sx, (height + sy) >> sy
+        out = (cv2.resize(np.ascontiguousarray(y), (width, height), interpolation=cv2.INTER_CUBIC),
+               cv2.resize(np.ascontiguousarray(u), (cw, ch), interpolation=cv2.INTER_CUBIC),
+               cv2.resize(np.ascontiguousarray(v), (cw, ch), interpolation=cv2.INTER_CUBIC))
+        if fmt == "nv12":
+            fmt = "yuv420p"
+        return Frame(self.index, self.time, planes=out, pix_fmt=fmt, matrix=self._matrix,
+                     color_range=self._range, bits=self.bits)
 
     def _fmt_depth(self) -> int:
         if self._fmt in _PLANAR:
@@ -412,6 +444,38 @@ class _PacketSizes:
         return None
 
 
+class DisplaySource(VideoSource):
+    """A source watched at another size: every frame upscaled (bicubic) to `display`.
+
+    For a resolution-ladder rung (e.g. a 320x180 encode of a 640x360 title): the model
+    then sees what a viewer sees and what libvmaf compared, while each frame keeps its
+    coded size in bits and `info.coded_size` stays the file's (the bitstream side input
+    counts bits per *coded* pixel)."""
+
+    def __init__(self, source: VideoSource, display: tuple[int, int]):
+        w, h = (int(display[0]), int(display[1]))
+        check_frame_size(w, h)
+        self.source = source
+        i = source.info
+        self.info = VideoInfo(w, h, i.fps, i.num_frames, i.pix_fmt, i.codec, i.name,
+                              coded_width=i.width, coded_height=i.height)
+
+    def frames(self) -> Iterator[Frame]:
+        w, h = self.info.width, self.info.height
+        for f in self.source.frames():
+            yield f if f.size == (w, h) else f.upscaled(w, h)
+
+    @property
+    def decode_errors(self) -> int:
+        return int(getattr(self.source, "decode_errors", 0))
+
+    def count_frames(self) -> int:
+        return self.source.count_frames()  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.source.close()
+
+
 def raw_frame_bytes(width: int, height: int, pix_fmt: str) -> int:
     """Bytes of one raw frame of the given size and pixel format."""
     cw, ch = (width + 1) // 2, (height + 1) // 2
@@ -612,10 +676,30 @@ def open_video(
     pix_fmt: str | None = None,
     fps: float | None = None,
     decode_threads: int | None = None,
+    display: tuple[int, int] | None = None,
 ) -> VideoSource:
     """Open a video file; `.yuv` (or `size` given) means headerless raw frames.
 
-    `decode_threads` caps FFmpeg's decoder threads (None: FFmpeg picks)."""
+    `decode_threads` caps FFmpeg's decoder threads (None: FFmpeg picks); `display`
+    upscales every frame to that size (`DisplaySource`)."""
+    src = _open_video(path, size=size, pix_fmt=pix_fmt, fps=fps, decode_threads=decode_threads)
+    if display is None or tuple(display) == (src.info.width, src.info.height):
+        return src
+    try:
+        return DisplaySource(src, display)
+    except BaseException:
+        src.close()
+        raise
+
+
+def _open_video(
+    path: str | os.PathLike,
+    *,
+    size: tuple[int, int] | None,
+    pix_fmt: str | None,
+    fps: float | None,
+    decode_threads: int | None,
+) -> VideoSource:
     p = str(path)
     if p == "-":
         if size is None:
@@ -762,7 +846,8 @@ def iter_windows(source: VideoSource, spec: ClipSpec, crop_only: bool = False) -
     `Frame.to_rgb`); `windows_to_input` gives the same model input either way.
     """
     total = source.info.num_frames
-    if spec.sampling == "uniform" and isinstance(source, PyAVSource):
+    if spec.sampling == "uniform" and isinstance(source, (PyAVSource, DisplaySource)) and \
+            hasattr(getattr(source, "source", source), "count_frames"):
         total = source.count_frames()
     asm = WindowAssembler(spec, total, crop_only=crop_only)
     for frame in source.frames():

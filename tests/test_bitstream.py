@@ -64,7 +64,8 @@ def test_side_vector() -> None:
     assert side_vector(1e5, 10, 640, 360, "libdav1d")[5] == 1.0
     assert not side_vector(1e5, 10, 640, 360, "ffv1").any()  # lossless: pixel-only
     assert not side_vector(1e5, 10, 640, 360, "mpeg4").any()  # never trained on
-    assert side_vector(1e5, 10, 1280, 720, "h264")[6] == pytest.approx(1.0)
+    assert side_vector(1e5, 10, 1280, 720, "h264")[6] == 0.0  # watched at its own size
+    assert side_vector(1e5, 10, 320, 180, "h264", display=(640, 360))[6] == pytest.approx(-1.0)
     assert codec_family("libx265") == "hevc" and codec_family("vp9") == "vp9"
     assert describe(np.stack([hi, hi])) == "pixels+bitstream"
     assert describe(np.stack([hi, zero])) == "mixed" and describe(zero[None]) == "pixels"
@@ -145,3 +146,25 @@ def test_scorer_feeds_bits_from_the_file_and_from_a_stream(hybrid_bundle, tmp_pa
     bad = ScoreStream(scorer, fps=25)
     with pytest.raises(UsageError, match="bits must be a positive number"):
         bad.push(frames[0], bits=-5)
+
+
+def test_display_upscales_frames_and_keeps_coded_bits(tmp_path) -> None:
+    import cv2
+
+    frames = moving_frames(8, 64, 48)
+    path = write_video(tmp_path / "low.mp4", frames, options={"crf": "30"})
+    with open_video(path) as src:
+        coded = [(f.bits, f.upscaled(128, 96)) for f in src.frames()]
+    with open_video(path, display=(128, 96)) as src:
+        assert (src.info.width, src.info.height, src.info.coded_size) == (128, 96, (64, 48))
+        got = list(src.frames())
+    assert [f.size for f in got] == [(128, 96)] * 8
+    assert [f.bits for f in got] == [b for b, _ in coded]
+    # Planes are upscaled bicubically, plane by plane, as the corpus stores ladder rungs.
+    with open_video(path) as src:
+        first = next(iter(src.frames()))
+    y = np.asarray(first._av.to_ndarray(format="yuv420p"))[:48]
+    assert np.array_equal(got[0]._planes[0], cv2.resize(y, (128, 96), interpolation=cv2.INTER_CUBIC))
+    windows = list(iter_windows(open_video(path, display=(128, 96)), SPEC))
+    side = side_vector(windows[0].bits, windows[0].span_frames, 64, 48, "h264", (128, 96))
+    assert side[6] == pytest.approx(-1.0)

@@ -132,3 +132,29 @@ def test_hd_tier_takes_only_sources_that_fill_the_larger_view(tmp_path):
     assert hd == {"plasma"}  # the built-in renders at any size; the photos cannot
     assert {e.name for e in entries} > hd
     assert user_catalog(photos, on_event=lambda m: None)
+
+
+def test_rungs_recreates_the_coded_ladder_files_bit_exactly(built):
+    """`vqa-data rungs`: the coded file of each upscaled rung, equal in size to the build's
+    encode (kbps), scored at display size by the bench layer (`coded_input`)."""
+    from click.testing import CliRunner
+
+    from internvqa.bench.bench import coded_input
+    from internvqa.distill.data_cli import cli
+    from internvqa.runtime.video import open_video
+
+    res, _ = built
+    manifest = Path(res.manifest)
+    out = CliRunner().invoke(cli, ["rungs", str(manifest)])
+    assert out.exit_code == 0, out.output
+    assert "max relative difference 0.0000" in out.output
+    rows = [r for r in read_manifest(manifest) if r.resolution != f"{r.width}x{r.height}"]
+    assert rows
+    for r in rows:
+        path, display = coded_input(r)
+        assert "/rungs/" in path and display == (r.width, r.height)
+        with open_video(path) as src:
+            assert f"{src.info.width}x{src.info.height}" == r.resolution
+            assert src.info.codec == "h264"
+        with open_video(path, display=display) as src:
+            assert src.info.coded_size == tuple(int(v) for v in r.resolution.split("x"))

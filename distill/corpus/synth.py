@@ -800,3 +800,41 @@ def build_corpus(out_dir: str | os.PathLike, preset: str = "demo", seed: int = 0
                  workers: int | None = None) -> Path:
     """Build the corpus into `out_dir` (resuming a partial build) and return the manifest."""
     return run_build(out_dir, preset, seed, workers).manifest
+
+
+# ---- coded resolution-ladder rungs -------------------------------------------------------
+RUNGS_DIR = "rungs"
+
+
+def rung_relpath(row_path: str, codec: str) -> str:
+    """Where the coded file of an upscaled rung `clips/<id>.mkv` lives: `rungs/<id>.<ext>`."""
+    stem = Path(row_path).with_suffix("")
+    parts = stem.parts[1:] if stem.parts and stem.parts[0] == "clips" else stem.parts
+    return str(Path(RUNGS_DIR, *parts)) + f".{CODECS[codec].ext}"
+
+
+def write_rung(corpus: Path, row_path: str, source: str, codec: str, crf: int,
+               coded: tuple[int, int], display: tuple[int, int], fps: int) -> Path:
+    """Re-encode the coded file of a resolution-ladder rung (the build keeps only its upscaled
+    FFV1 copy): the reference downscaled exactly as the build did (area filter), encoded with
+    the same encoder settings. The encoders run single-threaded and bitexact, so the bytes
+    are the build's own (`vqa-data rungs` checks the size against the manifest's kbps)."""
+    if codec not in CODECS:
+        raise UsageError(f"{row_path}: codec {codec!r} is not one the corpus encodes")
+    ref_path = corpus / f"refs/{source}_{display[0]}x{display[1]}.mkv"
+    if not ref_path.is_file():
+        raise VideoError(f"{row_path}: reference {ref_path} not found")
+    out = corpus / rung_relpath(row_path, codec)
+    if out.is_file():
+        return out
+    ref = _read(ref_path)
+    src = [_resize_planes(p, coded[0], coded[1], cv2.INTER_AREA) for p in ref]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    setup = CODECS[codec]
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.{setup.ext}")
+    try:
+        _write(tmp, setup.container, codec, {**setup.options, "crf": str(crf)}, src, fps)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
