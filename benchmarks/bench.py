@@ -393,22 +393,11 @@ def accuracy(preds: Sequence[float], rows: Sequence[ManifestRow]) -> dict[str, A
 
 
 def coded_input(row: ManifestRow) -> tuple[str, tuple[int, int] | None]:
-    """(file to score, display size or None) for a manifest row.
+    """(file to score, display size or None): `synth.coded_input` (a resolution-ladder rung
+    from its coded file at display size, where `vqa-data rungs` re-created it)."""
+    from internvqa.distill.corpus.synth import coded_input as corpus_coded_input
 
-    A resolution-ladder rung of the synthetic corpus is listed as its upscaled FFV1 copy;
-    where `vqa-data rungs` re-created its coded file, that file is scored with
-    `display` = the listed size: the same pixels, plus the bitstream a hybrid model reads.
-    """
-    if row.resolution and row.width and row.height and row.codec and \
-            row.resolution != f"{row.width}x{row.height}":
-        from internvqa.distill.corpus.synth import CODECS, rung_relpath
-
-        if row.codec in CODECS:
-            coded = Path(row.abspath).parents[len(Path(row.path).parts) - 1] / rung_relpath(
-                row.path, row.codec)
-            if coded.is_file():
-                return str(coded), (int(row.width), int(row.height))
-    return str(row.abspath), None
+    return corpus_coded_input(row)
 
 
 def score_rows(scorer, rows: Sequence[ManifestRow], progress: bool = True,

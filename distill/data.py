@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -37,12 +39,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
 from internvqa.runtime.atomic import atomic_directory, atomic_write_json
+from internvqa.runtime.bitstream import CODEC_FAMILIES, codec_family, side_vector
 from internvqa.runtime.clipspec import ClipSpec, crop_clip, normalize
 from internvqa.runtime.errors import ManifestError, VideoError
 from internvqa.runtime.manifest import ManifestRow
-from internvqa.runtime.video import iter_windows, open_video
+from internvqa.runtime.video import VideoInfo, iter_windows, open_video
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: per-window bits and span, per-video coded size and codec
 
 
 def work_dir() -> Path:
@@ -71,6 +74,8 @@ class WindowInfo:
     shape: tuple[int, int, int, int]  # (T, h, w, 3)
     frame_indices: tuple[int, ...]
     flags: tuple[str, ...]
+    bits: float | None = None  # coded bits of the window's span (None: unknown)
+    span: int = 0
 
 
 class WindowCache:
@@ -83,9 +88,10 @@ class WindowCache:
         self.paths: list[str] = index["videos"]
         self.windows = [
             WindowInfo(w["video"], w["offset"], tuple(w["shape"]), tuple(w["frames"]),
-                       tuple(w["flags"]))
+                       tuple(w["flags"]), w.get("bits"), int(w.get("span", 0)))
             for w in index["windows"]
         ]
+        self.video_info: list[dict] = index.get("video_info") or [{} for _ in self.paths]
         self._data = np.memmap(self.folder / "clips.u8", dtype=np.uint8, mode="r")
 
     def __len__(self) -> int:
@@ -114,20 +120,24 @@ def build_window_cache(
     folder = (root or work_dir()) / "cache" / "clips" / cache_key(rows, spec)
     if (folder / "index.json").is_file():
         return WindowCache(folder)
-    windows, offset = [], 0
+    windows, offset, infos = [], 0, []
     with atomic_directory(folder) as tmp:
         with open(tmp / "clips.u8", "wb") as fh:
             for vid, row in enumerate(_progress(rows, progress, "decode")):
                 n_before = len(windows)
                 try:
                     with open_video(row.abspath) as src:
+                        i = src.info
+                        infos.append({"width": i.width, "height": i.height, "fps": i.fps,
+                                      "codec": i.codec})
                         for w in iter_windows(src, spec):
                             clip = np.ascontiguousarray(w.clip, dtype=np.uint8)
                             fh.write(clip.tobytes())
                             windows.append({"video": vid, "offset": offset,
                                             "shape": list(clip.shape),
                                             "frames": list(w.frame_indices),
-                                            "flags": list(w.flags)})
+                                            "flags": list(w.flags), "bits": w.bits,
+                                            "span": w.span_frames})
                             offset += clip.nbytes
                 except VideoError as exc:
                     raise VideoError(f"{row.path}: {exc}") from None
@@ -138,6 +148,7 @@ def build_window_cache(
         atomic_write_json(tmp / "index.json", {
             "format": CACHE_FORMAT, "spec": spec.to_dict(),
             "videos": [str(r.abspath) for r in rows], "windows": windows,
+            "video_info": infos,
         })
     return WindowCache(folder)
 
@@ -189,6 +200,7 @@ class TrainWindows(Dataset):
                  seed: int = 0, per_video: int = 1, views: int | None = None):
         self.cache, self.spec, self.seed = cache, cache.spec, seed
         self.per_video, self.views = per_video, views
+        self.rows = rows
         self.videos = list(videos)
         self.labels = [_label(r) for r in rows]
         self.frame_labels = [frame_labels(r) for r in rows]
@@ -232,6 +244,7 @@ class TrainWindows(Dataset):
         view, rng = self.view_rng(index)
         wid, x = self.render(video, rng)
         return {"x": torch.from_numpy(x), "label": self.window_label(video, wid),
+                "side": torch.from_numpy(cached_side(self.cache, self.rows, wid)),
                 "video": video, "window": wid, "view": view}
 
     def window_label(self, video: int, window: int) -> float:
@@ -251,6 +264,7 @@ class EvalWindows(Dataset):
         k = self.spec.crops_per_window
         self.items = [(w, c) for w in cache.windows_of(videos) for c in range(k)]
         self.labels = [_label(r) for r in rows]
+        self.rows = rows
 
     def __len__(self) -> int:
         return len(self.items)
@@ -261,7 +275,43 @@ class EvalWindows(Dataset):
         x = normalize(self.spec, crops[c : c + 1])[0]
         video = self.cache.windows[wid].video
         return {"x": torch.from_numpy(x), "label": self.labels[video], "video": video,
+                "side": torch.from_numpy(cached_side(self.cache, self.rows, wid)),
                 "window": wid, "view": c}
+
+
+def window_side(row: ManifestRow, window, info: VideoInfo) -> np.ndarray:
+    """The bitstream side input of one training window: what the runtime computes from the
+    file (`Scorer`: `side_vector` of the window's bits and the coded/display size).
+
+    Except for a resolution-ladder rung of the synthetic corpus, which is stored upscaled
+    as lossless FFV1 (its own bitstream is gone): its bits come from the manifest's `kbps`
+    of the original encode and its coded size from `resolution`, i.e. what
+    `vqa-score --display WxH` computes from the rung's real file (`vqa-data rungs`).
+    `window` needs `bits` and `span_frames`.
+    """
+    if codec_family(info.codec) in CODEC_FAMILIES or codec_family(row.codec) not in CODEC_FAMILIES:
+        return side_vector(window.bits, window.span_frames, *info.coded_size, info.codec,
+                           (info.width, info.height))
+    try:
+        kbps = float(row.extra.get("kbps") or "nan")
+        cw, ch = (int(v) for v in (row.resolution or "").split("x"))
+    except ValueError:
+        return side_vector(None, 0, 0, 0, None)
+    if not math.isfinite(kbps) or kbps <= 0:
+        return side_vector(None, 0, 0, 0, None)
+    bits = kbps * 1000.0 / info.fps * window.span_frames
+    return side_vector(bits, window.span_frames, cw, ch, row.codec, (info.width, info.height))
+
+
+def cached_side(cache: WindowCache, rows: Sequence[ManifestRow], wid: int) -> np.ndarray:
+    """`window_side` of a cached window (zeros for a cache without bitstream info)."""
+    w = cache.windows[wid]
+    vi = cache.video_info[w.video] if w.video < len(cache.video_info) else {}
+    if not vi:
+        return side_vector(None, 0, 0, 0, None)
+    info = VideoInfo(int(vi["width"]), int(vi["height"]), float(vi["fps"]), None, "",
+                     str(vi["codec"]))
+    return window_side(rows[w.video], SimpleNamespace(bits=w.bits, span_frames=w.span), info)
 
 
 def _label(row: ManifestRow) -> float:

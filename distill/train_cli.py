@@ -138,6 +138,10 @@ def _run(body, **kw) -> None:
 @click.option("--drop-path", type=float)
 @click.option("--grad-checkpointing", is_flag=True,
               help="Recompute activations in backward (preset's block count, else all).")
+@click.option("--side", is_flag=True,
+              help="Hybrid model (timm:<name> only): the head also reads each window's "
+                   "bitstream side input (bits per pixel, codec, coded/display size), trained "
+                   "jointly with the pixels; see also `vqa-distill hybrid`.")
 @_train_options
 def teacher_command(**kw) -> None:
     """Fine-tune the InternVideo2 teacher on MOS (MSE to MOS/100); keeps the best by SRCC."""
@@ -158,8 +162,8 @@ def parse_clip_spec(text: str | None, default: ClipSpec) -> ClipSpec:
 
 
 def _teacher(manifest, model, init, preset, clip_spec, freeze_blocks, drop_path,
-             grad_checkpointing, out, resume, fsdp, threads, no_progress, stop_after_epoch,
-             **kw) -> None:
+             grad_checkpointing, side, out, resume, fsdp, threads, no_progress,
+             stop_after_epoch, **kw) -> None:
     from .train_loop import fit
     from .train_teacher import TEACHER_PRESETS, TeacherTask, build_teacher, finish_teacher
 
@@ -170,10 +174,18 @@ def _teacher(manifest, model, init, preset, clip_spec, freeze_blocks, drop_path,
     name = model or p.model
     ckpt_blocks = (p.grad_ckpt_blocks or 10**6) if grad_checkpointing else 0
     spec = parse_clip_spec(clip_spec, p.clip)
+    overrides = dict(p.model_overrides or {}) if name == p.model else {}
+    if side:
+        from internvqa.runtime.bitstream import SIDE_DIM
+
+        from .models.registry import TIMM_PREFIX
+
+        if not name.startswith(TIMM_PREFIX):
+            raise UsageError("--side: the hybrid head exists for timm:<name> models only")
+        overrides["side_dim"] = SIDE_DIM
     net, load_summary = build_teacher(name, spec, p.drop_path if drop_path is None
                                       else drop_path, str(init) if init else None,
-                                      freeze_blocks, ckpt_blocks,
-                                      p.model_overrides if name == p.model else None)
+                                      freeze_blocks, ckpt_blocks, overrides or None)
     if load_summary and info.is_main:
         click.echo(f"init: {load_summary}")
     net = net.to(info.device)
@@ -181,7 +193,7 @@ def _teacher(manifest, model, init, preset, clip_spec, freeze_blocks, drop_path,
     run_dir = Path(out) if out else default_run_dir("teacher", name)
     provenance = {**prov, "kind": "teacher", "model": name, "preset": preset,
                   "init": str(init) if init else None, "freeze_blocks": freeze_blocks,
-                  "train": cfg.to_dict(), "world_size": info.world,
+                  "side": bool(side), "train": cfg.to_dict(), "world_size": info.world,
                   "torch": torch.__version__}
     task = TeacherTask(net, cache, rows, cfg, info, provenance, fsdp)
     meta = {"model": name, "data": prov, "train": cfg.to_dict(), "world": info.world,

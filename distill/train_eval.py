@@ -24,12 +24,18 @@ def predict_videos(
     info: D.DistInfo,
     amp: torch.dtype | None = None,
     workers: int = 0,
+    with_side: bool = False,
 ) -> dict[int, float]:
-    """video index -> mean model output over all its windows and crops (0-1 scale)."""
+    """video index -> mean model output over all its windows and crops (0-1 scale).
+
+    `with_side`: call `forward(x, side)` with each window's bitstream side input."""
     sums: dict[int, list[float]] = defaultdict(list)
     for batch in eval_loader(ds, batch_size, workers, info.rank, info.world):
+        args = [batch["x"].to(info.device)]
+        if with_side:
+            args.append(batch["side"].to(info.device))
         with autocast(info.device, amp):
-            out = forward(batch["x"].to(info.device))
+            out = forward(*args)
         for v, s in zip(batch["video"].tolist(), out.float().cpu().tolist(), strict=True):
             sums[v].append(s)
     merged: dict[int, list[float]] = defaultdict(list)

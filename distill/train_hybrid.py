@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,20 +33,14 @@ import torch
 import torch.nn as nn
 
 from internvqa.runtime.atomic import atomic_write_json
-from internvqa.runtime.bitstream import (
-    CODEC_FAMILIES,
-    SIDE_DIM,
-    SIDE_NAMES,
-    codec_family,
-    side_vector,
-)
+from internvqa.runtime.bitstream import SIDE_DIM, SIDE_NAMES
 from internvqa.runtime.clipspec import ClipSpec, windows_to_input
 from internvqa.runtime.errors import UsageError, VideoError
 from internvqa.runtime.manifest import ManifestRow
-from internvqa.runtime.video import VideoInfo, Window, iter_windows, open_video
+from internvqa.runtime.video import iter_windows, open_video
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import cache_key, frame_labels, split_videos
+from .data import cache_key, frame_labels, split_videos, window_side
 from .models.timm_student import TimmStudent, create_timm_student
 from .train_common import seed_everything, sha256_file
 from .train_eval import video_metrics
@@ -94,28 +87,6 @@ def _part_rows(model: TimmStudent, rows: Sequence[ManifestRow], first: int, spec
         except VideoError as exc:
             raise VideoError(f"{row.path}: {exc}") from None
     return {k: np.asarray(v) for k, v in out.items()}
-
-
-def window_side(row: ManifestRow, window: Window, info: VideoInfo) -> np.ndarray:
-    """The side input of one training window: what the runtime computes from the file.
-
-    Except for a resolution-ladder rung of the synthetic corpus, which is stored upscaled
-    as lossless FFV1 (its own bitstream is gone): its bits come from the manifest's `kbps`
-    of the original encode and its coded size from `resolution`, i.e. what
-    `vqa-score --display WxH` computes from the rung's real file.
-    """
-    if codec_family(info.codec) in CODEC_FAMILIES or codec_family(row.codec) not in CODEC_FAMILIES:
-        return side_vector(window.bits, window.span_frames, *info.coded_size, info.codec,
-                           (info.width, info.height))
-    try:
-        kbps = float(row.extra.get("kbps") or "nan")
-        cw, ch = (int(v) for v in (row.resolution or "").split("x"))
-    except ValueError:
-        return side_vector(None, 0, 0, 0, None)
-    if not math.isfinite(kbps) or kbps <= 0:
-        return side_vector(None, 0, 0, 0, None)
-    bits = kbps * 1000.0 / info.fps * window.span_frames
-    return side_vector(bits, window.span_frames, cw, ch, row.codec, (info.width, info.height))
 
 
 def build_head_cache(model: TimmStudent, rows: Sequence[ManifestRow], spec: ClipSpec,

@@ -107,14 +107,22 @@ class TeacherTask:
     def optim_modules(self) -> dict[str, nn.Module]:
         return {"teacher": self.model}
 
+    @property
+    def hybrid(self) -> bool:
+        """A model with the bitstream side input (`--side`): it is fed each window's side."""
+        return bool(getattr(getattr(self.model, "cfg", None), "side_dim", 0))
+
     def loss(self, batch: dict, amp) -> tuple[torch.Tensor, dict[str, float]]:
+        args = [batch["x"].to(self.info.device)]
+        if self.hybrid:
+            args.append(batch["side"].to(self.info.device))
         with autocast(self.info.device, amp):
-            _, score = self.trainable(batch["x"].to(self.info.device))
+            _, score = self.trainable(*args)
         loss = score_loss(score, batch["label"].to(self.info.device))
         return loss, {"mse": float(loss.detach())}
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trainable(x)[1]
+    def scores(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
+        return self.trainable(x, side)[1] if self.hybrid else self.trainable(x)[1]
 
     def evaluate(self, split: str | None = None) -> dict:
         split = split or self.heldout
@@ -124,7 +132,7 @@ class TeacherTask:
             self.cache, self.rows, split_videos(self.rows)[split])
         self.trainable.eval()
         preds = predict_videos(self.scores, ds, self.cfg.eval_batch_size, self.info,
-                               workers=self.cfg.workers)
+                               workers=self.cfg.workers, with_side=self.hybrid)
         self.last_preds = preds
         return {**video_metrics(preds, self.rows), "split": split}
 

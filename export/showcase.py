@@ -3,7 +3,9 @@
 A licensed photo the model never trained on (the Kodak "tulips" of the `sporco` wheel,
 a test-split scene of the standard corpus) becomes a 1 s camera-pan clip; the corpus
 machinery (`synth.run_build`, one encode + libvmaf path) encodes it over CRF ladders in
-three codecs plus a half-resolution pair; the shipped bundle scores every encode. The
+three codecs plus a half-resolution pair; the shipped bundle scores every encode (the
+half-resolution ones from their coded files, upscaled to display size as a player
+would: a hybrid model reads their bits too). The
 table shows predicted score beside VMAF per clip, the SRCC, and whether every ladder is
 ordered (quality falls as CRF rises, and the half-resolution encode scores below the
 full-resolution one at the same CRF).
@@ -91,8 +93,14 @@ def run_showcase(work: Path, bundle: Path | None = None,
     rows = read_manifest(res.manifest)
     scorer = Scorer(bundle)
     table = []
+    fps = preset.fps
     for r in rows:
-        result = scorer.score_file(r.abspath)
+        if r.resolution != f"{r.width}x{r.height}":  # score a rung from its coded file
+            cw, ch = (int(v) for v in r.resolution.split("x"))
+            synth.write_rung(out, r.path, r.source, r.codec, int(r.crf or 0), (cw, ch),
+                             (int(r.width), int(r.height)), fps)
+        path, display = synth.coded_input(r)
+        result = scorer.score_file(path, display=display)
         table.append(ShowcaseRow(Path(r.path).name, r.codec, r.resolution, r.crf or 0.0,
                                  float(r.mos), float(result.score)))
     full = f"{preset.width}x{preset.height}"

@@ -168,3 +168,70 @@ def test_display_upscales_frames_and_keeps_coded_bits(tmp_path) -> None:
     windows = list(iter_windows(open_video(path, display=(128, 96)), SPEC))
     side = side_vector(windows[0].bits, windows[0].span_frames, 64, 48, "h264", (128, 96))
     assert side[6] == pytest.approx(-1.0)
+
+
+# --------------------------------------------------------------------- hybrid training
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """A pixel teacher, the frozen-feature hybrid head on it, and a jointly trained hybrid."""
+    pytest.importorskip("torch")
+    from click.testing import CliRunner
+    from distill_corpus import TINY_SPEC, build_tiny_corpus
+
+    from internvqa.distill.cli import main
+
+    root = tmp_path_factory.mktemp("hybrid-train")
+    manifest = build_tiny_corpus(root / "corpus")
+    env = {"INTERNVQA_WORK": str(root / "work")}
+    common = ["--manifest", str(manifest), "--model", "timm:mobilenetv3_small_050",
+              "--clip-spec", TINY_SPEC.to_json(), "--epochs", "1", "--batch-size", "4",
+              "--threads", "1", "--no-progress"]
+    runner = CliRunner()
+    runs = {}
+    for name, extra in (("pixel", []), ("joint", ["--side"])):
+        res = runner.invoke(main, ["teacher", *common, "--out", str(root / name), *extra], env=env)
+        assert res.exit_code == 0, res.output
+        runs[name] = root / name
+    res = runner.invoke(main, ["hybrid", "--from", str(root / "pixel" / "best"), "--manifest",
+                               str(manifest), "--out", str(root / "head"), "--epochs", "3",
+                               "--threads", "1"], env=env)
+    assert res.exit_code == 0, res.output
+    runs["head"], runs["output"] = root / "head", res.output
+    return runs
+
+
+def test_hybrid_runs_write_hybrid_checkpoints_with_both_modes(tiny_runs) -> None:
+    import json
+
+    from internvqa.distill.checkpoint import load_checkpoint
+
+    for name in ("joint", "head"):
+        model, cfg = load_checkpoint(tiny_runs[name] / "best")
+        assert cfg["model"]["config"]["side_dim"] == SIDE_DIM and model.fuse is not None
+    pixel, _ = load_checkpoint(tiny_runs["pixel"] / "best")
+    assert pixel.fuse is None
+    report = json.loads((tiny_runs["head"] / "report.json").read_text())
+    assert set(report["metrics"]["test"]) == {"hybrid", "pixels"}
+    assert report["provenance"]["pixel_checkpoint"].endswith("best")
+    assert "val SRCC hybrid" in tiny_runs["output"]
+
+
+def test_training_windows_carry_the_runtime_side_input(tmp_path) -> None:
+    pytest.importorskip("torch")
+    from distill_corpus import TINY_SPEC, build_tiny_corpus
+
+    from internvqa.distill.data import EvalWindows, TrainWindows, build_window_cache
+    from internvqa.runtime.manifest import read_manifest
+
+    manifest = build_tiny_corpus(tmp_path / "c")
+    rows = read_manifest(manifest)
+    cache = build_window_cache(rows, TINY_SPEC, root=tmp_path / "w")
+    item = TrainWindows(cache, rows, [0, 1])[0]
+    side = item["side"].numpy()
+    w = cache.windows[item["window"]]
+    want = side_vector(w.bits, w.span, 64, 40, "h264")
+    assert np.array_equal(side, want) and side[0] == 1.0
+    with open_video(rows[0].abspath) as src:  # the runtime's own numbers for that window
+        runtime = list(iter_windows(src, TINY_SPEC))
+    assert any(rw.bits == w.bits and rw.span_frames == w.span for rw in runtime)
+    assert EvalWindows(cache, rows, [2])[0]["side"].shape == (SIDE_DIM,)

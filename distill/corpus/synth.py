@@ -838,3 +838,18 @@ def write_rung(corpus: Path, row_path: str, source: str, codec: str, crf: int,
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def coded_input(row: ManifestRow) -> tuple[str, tuple[int, int] | None]:
+    """(file to score, display size or None) for a corpus manifest row.
+
+    A resolution-ladder rung is listed as its upscaled FFV1 copy; where its coded file
+    exists (`vqa-data rungs`, `write_rung`), that file is scored with `display` = the
+    listed size: the same pixels, plus the bitstream a hybrid model reads."""
+    if row.resolution and row.width and row.height and row.codec in CODECS and \
+            row.resolution != f"{row.width}x{row.height}":
+        corpus = Path(row.abspath).parents[len(Path(row.path).parts) - 1]
+        coded = corpus / rung_relpath(row.path, row.codec)
+        if coded.is_file():
+            return str(coded), (int(row.width), int(row.height))
+    return str(row.abspath), None
