@@ -159,7 +159,7 @@ def load_checkpoint(
             raise CheckpointError(
                 f"{dirpath}: {k} has shape {tuple(v.shape)}, {arch} needs {tuple(own[k].shape)}"
             )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=True)  # copies cast FP16-stored weights to the model's dtype
     return model.to(map_location).eval(), config
 
 
@@ -361,3 +361,27 @@ def load_official_weights(
     with torch.no_grad():
         model.load_state_dict(filtered, strict=False)
     return report
+
+
+DEFAULT_TEACHER_DIR = "default_teacher"
+
+
+def default_teacher() -> Path | None:
+    """The teacher checkpoint shipped with the package (`vqa-distill student --teacher
+    default`): the default model's own weights, FP16 on disk, loaded as FP32. None if this
+    install has none."""
+    path = Path(__file__).resolve().parent / DEFAULT_TEACHER_DIR
+    return path if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file() else None
+
+
+def save_half_checkpoint(dirpath: str | Path, model: nn.Module, config: dict) -> Path:
+    """`config` with the weights stored as FP16 (half the size; `load_checkpoint` casts them
+    back to the FP32 model the config describes)."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in
+             _unshared(model.state_dict()).items()}
+    dirpath = Path(dirpath)
+    with atomic_directory(dirpath) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "storage": "fp16"})
+        atomic_write_json(tmp / CONFIG_FILE, {**config, "dtype": "float32",
+                                              "storage_dtype": "float16"})
+    return dirpath

@@ -213,7 +213,8 @@ def _teacher(manifest, model, init, preset, clip_spec, freeze_blocks, drop_path,
 @click.option("--student", "student_name", default="vit_s", show_default=True,
               help="Student: vit_s, vit_b, vit_l, vit_tiny or timm:<name>.")
 @click.option("--teacher", "teacher_dir", required=True, type=click.Path(path_type=Path),
-              help="Fine-tuned teacher checkpoint dir (e.g. <work>/runs/teacher-*/best). "
+              help="Fine-tuned teacher checkpoint dir (e.g. <work>/runs/teacher-*/best), or "
+                   "`default` for the teacher shipped with the package. "
                    "--mode labels needs it too: the student takes the teacher's clip spec "
                    "and its report compares the two.")
 @click.option("--mode", type=click.Choice(["paper", "frozen", "label-free", "labels"]),
@@ -254,6 +255,12 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
     cfg = _config(STUDENT_PRESETS[preset], kw)
     info = prepare(threads, cfg.seed)
     rows, prov = load_rows(manifest, videos)
+    if str(teacher_dir) == "default":
+        from .checkpoint import default_teacher
+
+        teacher_dir = default_teacher()
+        if teacher_dir is None:
+            raise UsageError("--teacher default: this install ships no teacher checkpoint")
     teacher, tconf = load_checkpoint(teacher_dir, map_location=info.device)
     spec = ClipSpec.from_dict(tconf["clip_spec"])
     student = build_student(student_name, spec, drop_path, STUDENT_OVERRIDES[preset])

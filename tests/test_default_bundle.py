@@ -78,3 +78,62 @@ def test_vqa_score_without_bundle_uses_the_shipped_model(tmp_path) -> None:
     explain = subprocess.run([sys.executable, "-m", "internvqa.runtime.score_cli", "--explain"],
                              capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert explain.returncode == 0 and "VMAF" in explain.stdout and Path(SHIPPED).name in explain.stdout
+
+
+@needs_shipped
+def test_shipped_model_reads_the_bitstream_and_says_so(tmp_path) -> None:
+    """The shipped default is the hybrid: a file's bits reach its graph (same pixels, more
+    bits -> a different score), raw frames are scored pixel-only and flagged."""
+    b = load_bundle(SHIPPED)
+    side = [i for i in b.meta["inputs"] if i["name"] == "side"]
+    assert side and side[0]["features"][0] == "has_bits"
+    assert "bitstream" in b.meta["model_card"]["inputs"]
+    frames = moving_frames(24, 320, 240, seed=5)
+    video = write_video(tmp_path / "v.mp4", frames, options={"crf": "30"})
+    scorer = Scorer(SHIPPED)
+    hybrid = scorer.score_file(video)
+    assert hybrid.model["inputs"] == ["pixels", "bitstream"]
+    pixels = Scorer(SHIPPED, bitstream=False).score_file(video)
+    assert pixels.model["inputs"] == ["pixels"] and pixels.score != hybrid.score
+    raw = scorer.score_frames(frames, fps=25)
+    assert all("pixels_only" in w.flags for w in raw.windows)
+
+
+def test_half_checkpoint_loads_back_as_fp32(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from internvqa.distill.checkpoint import load_checkpoint, save_checkpoint, save_half_checkpoint
+    from internvqa.distill.models.timm_student import create_timm_student
+
+    model = create_timm_student("mobilenetv3_small_050", img_size=32, num_frames=2).eval()
+    full = save_checkpoint(tmp_path / "full", model, {"num_frames": 2}, {"multiplier": 100.0})
+    config = json.loads((full / "config.json").read_text())
+    half = save_half_checkpoint(tmp_path / "half", model, config)
+    assert (half / "model.safetensors").stat().st_size < 0.6 * (full / "model.safetensors").stat().st_size
+    loaded, cfg = load_checkpoint(half)
+    assert cfg["storage_dtype"] == "float16" and next(loaded.parameters()).dtype == torch.float32
+    x = torch.randn(2, 3, 2, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x)[1], loaded(x)[1], atol=1e-2)
+
+
+SHIPPED_TEACHER = None
+try:  # the training side may be absent from a runtime-only install
+    from internvqa.distill.checkpoint import default_teacher
+
+    SHIPPED_TEACHER = default_teacher()
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.mark.skipif(SHIPPED_TEACHER is None or SHIPPED is None, reason="no shipped teacher")
+def test_shipped_teacher_is_the_shipped_model(tmp_path) -> None:
+    """The checkpoint users distil from scores like the shipped graph (FP16 storage)."""
+    pytest.importorskip("torch")
+    from internvqa.bench.torch_backend import load_torch_backend
+
+    video = write_video(tmp_path / "v.mp4", moving_frames(24, 320, 240, seed=2),
+                        options={"crf": "30"})
+    backend, bundle = load_torch_backend(SHIPPED_TEACHER, device="cpu", threads=2)
+    torch_score = Scorer(bundle, backend=backend).score_file(video).score
+    onnx_score = Scorer(SHIPPED).score_file(video).score
+    assert abs(torch_score - onnx_score) < 0.5
