@@ -99,20 +99,23 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def video_scores(
-    rows: Sequence[ManifestRow], spec: ClipSpec, runners: dict[str, Runner], multiplier: float,
-    offset: float, progress: Callable[[int], None] | None = None,
+    rows: Sequence[ManifestRow], spec: ClipSpec, runners: dict[str, Runner], scale: dict,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-video score (mean over its windows and crops, on the bundle's scale) per runner."""
+    """Per-video score per runner: the mean over windows of each window's crop-mean mapped
+    to the bundle's scale (`scale_score`), as the runtime's Scorer pools."""
+    from internvqa.runtime.bundle import scale_score
+
     out: dict[str, list[float]] = {k: [] for k in runners}
+    crops = spec.crops_per_window
     for row in rows:
-        sums = dict.fromkeys(runners, 0.0)
-        count = 0
+        raw: dict[str, list[float]] = {k: [] for k in runners}
         for x in video_clips(row, spec):
-            count += 1
             for name, run in runners.items():
-                sums[name] += float(run(x)[0][0])
-        for name in runners:
-            out[name].append(multiplier * sums[name] / max(count, 1) + offset)
+                raw[name].append(float(run(x)[0][0]))
+        for name, values in raw.items():
+            windows = np.asarray(values).reshape(-1, crops).mean(1) if values else np.zeros(1)
+            out[name].append(float(np.mean([scale_score(scale, float(w)) for w in windows])))
         if progress is not None:
             progress(1)
     return {k: np.asarray(v) for k, v in out.items()}

@@ -348,8 +348,7 @@ def _accuracy(opts, rows, spec, ort_fp32, runners, scale, log: Log) -> dict:
     log(f"scoring {len(held)} held-out ({split}) videos with {', '.join(['fp32', *runners])}")
     bar = _bar(len(held), "accuracy", opts.progress)
     try:
-        scores = parity.video_scores(held, spec, {"fp32": ort_fp32, **runners},
-                                     float(scale["multiplier"]), float(scale["offset"]),
+        scores = parity.video_scores(held, spec, {"fp32": ort_fp32, **runners}, scale,
                                      progress=bar.update)
     finally:
         bar.close()

@@ -107,8 +107,18 @@ class Bundle:
         return str(self.meta.get("model", {}).get("name", "unknown"))
 
     def to_score(self, raw: float) -> float:
-        """Model output -> the bundle's documented scale."""
-        return float(self.score_scale["multiplier"]) * raw + float(self.score_scale["offset"])
+        """Model output -> the bundle's documented scale (`scale_score`)."""
+        return scale_score(self.score_scale, raw)
+
+
+def scale_score(scale: dict, raw: float) -> float:
+    """`multiplier * raw + offset`, clipped to the scale's [min, max] when it names both (as
+    libvmaf clips VMAF to 0-100). The one mapping: the runtime and export's accuracy use it."""
+    score = float(scale["multiplier"]) * raw + float(scale["offset"])
+    lo, hi = scale.get("min"), scale.get("max")
+    if lo is not None and hi is not None and math.isfinite(score):
+        score = min(max(score, float(lo)), float(hi))
+    return score
 
 
 DEFAULT_BUNDLE_DIR = "default_bundle"

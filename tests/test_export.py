@@ -98,7 +98,8 @@ def test_bundle_layout_hashes_and_provenance(exported):
     latest = exported["work"] / "bundles" / "latest"
     assert latest.resolve() == bundle.resolve()
     b = load_bundle(latest)
-    assert b.precision == "int8" and set(b.precisions()) == {"fp32", "fp16", "int8"}
+    assert b.precision == meta["default_precision"]
+    assert set(b.precisions()) == {"fp32", "fp16", "int8"}
 
 
 def test_parity_and_accuracy_figures_recorded(exported):
