@@ -1,350 +1,66 @@
-"""The reproducible benchmark suite: every model and engine of the demo pipeline, one table.
+"""The benchmark suite: the numbers users pick InternVQA by, in one run.
 
     ./run bench                       # = .venv/bin/python benchmarks/run_suite.py
-    python benchmarks/run_suite.py --duration 3 --students timm:resnet18,timm:mobilenetv3_large_100
+    ./run bench --manifest /work/corpus/standard/manifest.train-2026-12-01.csv
+    ./run bench --limit 40 --speed-clips h264@360p,h264@720p --precision-videos 20  # quick
 
-What it does, in order (each step reuses what exists and builds only what is missing, by
-calling the project's CLIs as subprocesses with argument lists):
+It scores with the shipped default model (`runtime.bundle.default_bundle()`, or `--bundle`)
+and trains nothing. In order:
 
-1. corpus      `vqa-data synth --preset demo`            -> <work>/corpus/demo/manifest.csv
-2. teacher     `vqa-distill teacher --preset demo`       -> <work>/runs/teacher-*/best
-3. students    `vqa-distill student --student S`         -> <work>/runs/student-S/best
-               vit_s (homologous) and the heterogeneous timm students, same preset budget
-4. bundle      `vqa-export --student vit_s --int8`       -> <work>/bundles/latest
-5. benches     `vqa-bench` once per engine, each in its own process (so peak RSS is its
-               own): teacher PyTorch, every student PyTorch FP32, ONNX FP32/FP16/INT8 on
-               the CPU; TensorRT plan and PyTorch CUDA only where a GPU exists (else
-               skipped with the reason). The feature baseline is fitted once on the train
-               split (saved to <work>/bench/baseline.json) and appears in every bench.
-6. ablation    `benchmarks/ablation_distill.py --teacher <the teacher of step 2>`: labels,
-               paper, frozen, label-free students of vit_s, same budget; its JSON is
-               reused only if it was made from this teacher and manifest
-7. report      `benchmarks/out/suite.json` and the `## Benchmark suite (CPU)` section of
-               `benchmarks/RESULTS.md` (only the text between the suite markers is
-               replaced): date, machine, versions, exact commands, tables.
+1. accuracy   (`suite_accuracy.py`) the held-out test split of `--manifest`: the default
+              model hybrid and pixel-only, the bitrate model (fitted on the train split),
+              BRISQUE, NIQE, the features+ridge baseline (fitted once on a stride of the
+              train split and saved in `<work>/bench/`, reused after), libvmaf (the label
+              itself on a VMAF corpus: timed, not scored); one evaluation (`bench.accuracy`).
+              Without the manifest the suite falls back to the demo corpus
+              (`<work>/corpus/demo`, built by `vqa-data synth --preset demo` when missing)
+              and says so in the report.
+2. precision  (`suite_precision.py`) FP32 / FP16 / INT8 graphs on ONNX Runtime CPU: engine
+              latency at batch 1 and the best batch, accuracy on the first test videos.
+3. speed      (`suite_speed.py`) generated H.264 / HEVC / AV1 clips at 360p-2160p (10 s) and
+              1080p 60 s H.264: end to end, decode-only, inference-only, real-time factor,
+              peak RSS (a process per case), libvmaf on the same clips against a lossless
+              reference; the growth of time with pixel rate (exponent b) and duration, and
+              the plot `benchmarks/cost_curve.png`.
+4. report     `benchmarks/out/suite.json` and the suite section of `benchmarks/RESULTS.md`
+              (only the text between the suite markers is replaced): date, machine,
+              versions, the exact command, the tables.
 
-A step that cannot run (a CLI missing, a build that fails) is recorded as failed with its
-error and the suite goes on; nothing is invented for it. Exit 0 when every step ran or was
-skipped for a stated reason, 1 when a step failed.
+A section that fails is recorded with its error and the others still run; nothing is
+invented for it. Exit 0 when every section ran, 1 when one failed, 2 on a usage error.
+The demo pipeline's own suite (teacher, students, ablation) is `benchmarks/suite_demo.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
-import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
+PLOT = REPO / "benchmarks" / "cost_curve.png"
 BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
-HETERO_DEFAULT = "timm:resnet18,timm:mobilenetv3_large_100"
+STANDARD_MANIFEST = "/work/corpus/standard/manifest.train-2026-12-01.csv"
+SECTIONS = ("accuracy", "precision", "speed")
 
 
-def _tool(name: str) -> list[str]:
-    """The console script of this venv (or PATH); `python -m` for our own bench."""
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return [str(here)]
-    found = shutil.which(name)
-    return [found] if found else [name]
-
-
-class Suite:
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
-        self.work = Path(args.work)
-        self.steps: list[dict[str, Any]] = []
-        self.commands: list[str] = []
-
-    # ---- plumbing ------------------------------------------------------------------
-    def log(self, text: str) -> None:
-        print(f"[suite] {text}", file=sys.stderr, flush=True)
-
-    def run(self, name: str, argv: list[str], timeout: int | None = None) -> dict[str, Any]:
-        """Run one command; record it (exact argv), its status and the tail of its output."""
-        cmd = shlex.join(argv).replace(f"{REPO}/", "")
-        self.commands.append(cmd)
-        self.log(f"{name}: {cmd}")
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(argv, cwd=REPO, text=True, stdout=subprocess.PIPE,
-                                  stderr=None if self.args.verbose else subprocess.PIPE,
-                                  timeout=timeout or self.args.step_timeout)
-            rc, err = proc.returncode, (proc.stderr or "")
-        except FileNotFoundError as exc:
-            rc, err = 127, str(exc)
-        except subprocess.TimeoutExpired:
-            rc, err = 124, f"timed out after {timeout or self.args.step_timeout} s"
-        step = {"name": name, "command": cmd, "rc": rc, "seconds": round(time.perf_counter() - t0, 1),
-                "status": "ok" if rc in (0, 1) else "failed"}
-        if rc not in (0, 1):
-            lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-            step["error"] = " | ".join(lines[-3:])[:600] if lines else f"exit {rc}"
-            self.log(f"{name}: FAILED ({step['error']})")
-        self.steps.append(step)
-        return step
-
-    def skip(self, name: str, reason: str) -> None:
-        self.log(f"{name}: skipped: {reason}")
-        self.steps.append({"name": name, "status": "skipped", "reason": reason})
-
-    def reuse(self, name: str, path: Path) -> None:
-        self.log(f"{name}: reusing {path}")
-        self.steps.append({"name": name, "status": "reused", "path": str(path)})
-
-    # ---- artefacts ---------------------------------------------------------------------
-    @property
-    def manifest(self) -> Path:
-        return Path(self.args.corpus) / "manifest.csv"
-
-    def ensure_corpus(self) -> bool:
-        if self.manifest.is_file():
-            self.reuse("corpus", self.manifest)
-            return True
-        self.run("corpus", [*_tool("vqa-data"), "synth", "--out", str(self.args.corpus),
-                            "--preset", "demo"])
-        return self.manifest.is_file()
-
-    def teacher_dir(self) -> Path | None:
-        hits = sorted(self.work.glob("runs/teacher-*/best/config.json"))
-        return hits[0].parent if hits else None
-
-    def ensure_teacher(self) -> Path | None:
-        if (t := self.teacher_dir()) is not None:
-            self.reuse("teacher", t)
-            return t
-        self.run("teacher", [*_tool("vqa-distill"), "teacher", "--manifest", str(self.manifest),
-                             "--preset", "demo"], timeout=self.args.train_timeout)
-        return self.teacher_dir()
-
-    def student_dir(self, student: str) -> Path:
-        return self.work / "runs" / f"student-{student.replace(':', '_').replace('/', '_')}" / "best"
-
-    def ensure_student(self, student: str, teacher: Path | None) -> Path | None:
-        d = self.student_dir(student)
-        if (d / "config.json").is_file():
-            self.reuse(f"student {student}", d)
-            return d
-        if teacher is None:
-            self.skip(f"student {student}", "no teacher checkpoint to distil from")
-            return None
-        self.run(f"student {student}", [*_tool("vqa-distill"), "student", "--student", student,
-                                        "--teacher", str(teacher), "--manifest",
-                                        str(self.manifest), "--preset", "demo"],
-                 timeout=self.args.train_timeout)
-        return d if (d / "config.json").is_file() else None
-
-    def ensure_ablation(self, teacher: Path | None) -> dict | None:
-        """The four distillation modes, each from the suite's own teacher, same budget.
-
-        A saved ablation JSON is reused only when it was made from this teacher and this
-        manifest; anything else would pair the table with another run's models.
-        """
-        out = Path(self.args.work) / "bench" / "ablation_distill.json"
-        if out.is_file():
-            old = json.loads(out.read_text())
-            if teacher is not None and old.get("teacher") == str(teacher) and \
-                    old.get("manifest") == str(self.manifest):
-                self.reuse("ablation", out)
-                return old
-        if teacher is None:
-            self.skip("ablation", "no teacher checkpoint to distil from")
-            return None
-        if self.args.no_build:
-            self.skip("ablation", "--no-build and no ablation JSON for this teacher")
-            return None
-        script = REPO / "benchmarks" / "ablation_distill.py"
-        self.run("ablation", [sys.executable, str(script), "--manifest", str(self.manifest),
-                              "--teacher", str(teacher), "--work", str(self.args.work),
-                              "--json", str(out)], timeout=self.args.train_timeout)
-        return json.loads(out.read_text()) if out.is_file() else None
-
-    def bundle_dir(self) -> Path | None:
-        for d in (self.work / "bundles" / "latest", self.work / "bundles" / "vit_s"):
-            if (d / "bundle.json").is_file():
-                return d
-        return None
-
-    def ensure_bundle(self, student: Path | None) -> Path | None:
-        if (b := self.bundle_dir()) is not None:
-            self.reuse("bundle", b)
-            return b
-        if student is None:
-            self.skip("bundle", "no vit_s student checkpoint to export")
-            return None
-        self.run("bundle", [*_tool("vqa-export"), "--student", "vit_s", "--int8"],
-                 timeout=self.args.train_timeout)
-        return self.bundle_dir()
-
-    # ---- benches -----------------------------------------------------------------------
-    def bench(self, key: str, engine: Path, precision: str | None = None,
-              batches: str | None = None) -> dict[str, Any] | None:
-        out = self.work / "bench" / f"{key}.json"
-        argv = [sys.executable, "-m", "internvqa.bench.bench_cli", "--engine", str(engine),
-                "--data", str(self.manifest), "--split", self.args.split,
-                "--batch", batches or self.args.batch, "--duration", str(self.args.duration),
-                "--baseline", str(self.work / "bench" / "baseline.json"),
-                "--json", str(out), "--report", str(self.work / "bench" / "report" / key),
-                "--quiet"]
-        if precision:
-            argv[5:5] = ["--precision", precision]
-        if self.args.threads:
-            argv += ["--threads", str(self.args.threads)]
-        step = self.run(f"bench {key}", argv)
-        if step["status"] != "ok" or not out.is_file():
-            return None
-        return json.loads(out.read_text())
-
-    def baseline_only(self, bundle: Path | None, student: Path | None) -> dict | None:
-        """No engine ran: evaluate the baseline alone, with the clip spec the model would use."""
-        from internvqa.bench.baseline import evaluate_baseline
-        from internvqa.runtime.clipspec import PRESETS, ClipSpec
-        from internvqa.runtime.manifest import read_manifest
-
-        spec, where = PRESETS["demo"], "the demo preset's clip spec"
-        for meta_file in ([bundle / "bundle.json"] if bundle else []) + (
-                [student / "config.json"] if student else []):
-            spec = ClipSpec.from_dict(json.loads(meta_file.read_text())["clip_spec"])
-            where = f"the clip spec of {meta_file}"
-            break
-        rows = read_manifest(self.manifest)
-        test = [r for r in rows if r.split == self.args.split]
-        self.commands.append(f"# baseline alone (no engine ran), sampling with {where}")
-        t0 = time.perf_counter()
-        block = evaluate_baseline(self.work / "bench" / "baseline.json", rows, test, spec,
-                                  str(self.manifest), progress=True)
-        self.steps.append({"name": "baseline", "status": "ok", "spec": where,
-                           "seconds": round(time.perf_counter() - t0, 1)})
-        return block
-
-    def gpu_reason(self) -> str | None:
-        """None when a CUDA GPU is usable, else why not."""
-        if not (Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi")):
-            return "no NVIDIA GPU on this machine"
-        return None
-
-
-# ---- summarising ---------------------------------------------------------------------------
-def _timing(e: dict, batch: int) -> dict | None:
-    return next((t for t in e.get("timing", []) if t["batch"] == batch), None)
-
-
-def summarise(key: str, kind: str, res: dict) -> dict[str, Any]:
-    (e,) = res["engines"]
-    t1 = _timing(e, 1)
-    best = max(e.get("timing", []), key=lambda t: t["clips_per_s"], default=None)
-    acc = e.get("accuracy", {})
-    rec = e.get("recorded_accuracy") or {}
-    ta = e.get("teacher_agreement") or {}
-    return {
-        "key": key, "kind": kind, "model": e["model"], "precision": e["precision"],
-        "backend": e["backend"],
-        "b1_median_ms": t1["latency_ms"]["median"] if t1 else None,
-        "b1_p99_ms": t1["latency_ms"]["p99"] if t1 else None,
-        "best_clips_per_s": best["clips_per_s"] if best else None,
-        "best_batch": best["batch"] if best else None,
-        "e2e_s_per_video": e.get("e2e_s_per_video"),
-        "srcc": acc.get("srcc"), "plcc_logistic": acc.get("plcc_logistic"),
-        "rmse_logistic": acc.get("rmse_logistic"), "rd_order": acc.get("rd_order_accuracy"),
-        "n": acc.get("n"), "recorded_srcc": rec.get("srcc"),
-        "teacher_srcc": ta.get("srcc"), "teacher_mae": ta.get("mae"),
-        "peak_rss_mb": e["memory"]["peak_rss_mb"],
-        "skipped_batches": e.get("skipped_batches", []),
-    }
-
-
-def _f(v: Any, d: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{d}f}"
-    return str(v)
-
-
-def render_ablation(ab: dict[str, Any]) -> list[str]:
-    """The ablation JSON as a markdown table (held-out SRCC/PLCC per mode) + speed-up."""
-    lines = [f"Distillation ablation (`benchmarks/ablation_distill.py`, student {ab.get('student')}, "
-             f"teacher `{ab.get('teacher')}`, seed {ab.get('seed')}; same epochs, batch and lr "
-             "for every mode):", "",
-             "| model | mode | val SRCC | test SRCC | val PLCC | test PLCC | s/epoch | wall s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in ab.get("rows", []):
-        lines.append(f"| {r.get('model')} | {r.get('mode')} | {_f(r.get('val_srcc'))} | "
-                     f"{_f(r.get('test_srcc'))} | {_f(r.get('val_plcc_linear'))} | "
-                     f"{_f(r.get('test_plcc_linear'))} | {_f(r.get('epoch_train_seconds'), 1)} | "
-                     f"{_f(r.get('wall_seconds'), 0)} |")
-    if "frozen_speedup_per_epoch" in ab:
-        lines += ["", f"Frozen-teacher speed-up: x{ab['frozen_speedup_per_epoch']} per epoch, "
-                      f"x{ab['frozen_speedup_with_cache']} including the one-time teacher cache."]
-    return lines
-
-
-def render(report: dict[str, Any]) -> str:
-    m = report["machine"]
-    lines = [BEGIN, "## Benchmark suite (CPU)", "",
-             f"Written by `benchmarks/run_suite.py` on {report['date']} "
-             f"(`{report.get('invocation', 'python benchmarks/run_suite.py')}`, "
-             f"{_f(report.get('wall_seconds'), 0)} s); raw figures in "
-             f"`{report['out']}`, per-engine JSON and plots in `{report['work']}/bench/`.", "",
-             f"- Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('ram_gb')} GB RAM; "
-             f"{m.get('platform')}",
-             "- Versions: " + ", ".join(f"{k} {v}" for k, v in
-                                        {"python": m.get("python"), **m.get("versions", {})}.items()),
-             f"- Data: `{report['manifest']}`, split `{report['split']}`", ""]
-    rows = report["engines"]
-    if rows:
-        lines += ["| engine | backend | precision | b1 median ms | b1 p99 ms | best clips/s (batch) "
-                  "| s/video e2e | SRCC | PLCC-log | RMSE-log | RD-order | SRCC in bundle.json "
-                  "| vs teacher SRCC / MAE | peak RSS MB |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(
-                f"| {r['key']} ({r['model']}) | {r['backend']} | {r['precision']} | "
-                f"{_f(r['b1_median_ms'], 1)} | {_f(r['b1_p99_ms'], 1)} | "
-                f"{_f(r['best_clips_per_s'], 1)} ({_f(r['best_batch'])}) | {_f(r['e2e_s_per_video'])} | "
-                f"{_f(r['srcc'])} | {_f(r['plcc_logistic'])} | {_f(r['rmse_logistic'], 2)} | "
-                f"{_f(r['rd_order'])} | {_f(r['recorded_srcc'])} | "
-                f"{_f(r['teacher_srcc'])} / {_f(r['teacher_mae'], 2)} | {_f(r['peak_rss_mb'], 0)} |")
-    base = report.get("baseline")
-    if base:
-        a = base.get("accuracy", {})
-        lines += ["", f"Peer baseline (hand-crafted features + ridge, {base.get('note', '')}): "
-                      f"SRCC {_f(a.get('srcc'))}, PLCC-log {_f(a.get('plcc_logistic'))}, "
-                      f"RMSE-log {_f(a.get('rmse_logistic'), 2)}, RD-order "
-                      f"{_f(a.get('rd_order_accuracy'))}, {_f(base.get('e2e_s_per_video'))} s/video."]
-    if report.get("students"):
-        lines += ["", "Homologous vs heterogeneous students (PyTorch FP32, same demo budget):", "",
-                  "| student | kind | SRCC | PLCC-log | RD-order | b1 median ms |", "|---|---|---|---|---|---|"]
-        for s in report["students"]:
-            lines.append(f"| {s['student']} | {s['family']} | {_f(s['srcc'])} | "
-                         f"{_f(s['plcc_logistic'])} | {_f(s['rd_order'])} | {_f(s['b1_median_ms'], 1)} |")
-    for text in report.get("ratios", []):
-        lines += ["", text]
-    if report.get("ablation") is not None:
-        lines += ["", *render_ablation(report["ablation"])]
-    skipped = [s for s in report["steps"] if s["status"] in ("skipped", "failed")]
-    if skipped:
-        lines += ["", "Not run:"]
-        lines += [f"- {s['name']}: {s['status']}: {s.get('reason') or s.get('error')}" for s in skipped]
-    lines += ["", "Exact commands:", "", "```", *report["commands"], "```", END]
-    return "\n".join(lines)
-
-
-def write_results(section: str, path: Path = RESULTS) -> None:
-    """Replace our marked section (or append it); other sections stay byte-identical."""
+def write_results(section: str, path: Path = RESULTS, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the marked section (or append it); other sections stay byte-identical."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
@@ -353,124 +69,294 @@ def write_results(section: str, path: Path = RESULTS) -> None:
     atomic_write_text(path, text)
 
 
-# ---- main ----------------------------------------------------------------------------------
+def log(text: str) -> None:
+    print(f"[suite] {text}", file=sys.stderr, flush=True)
+
+
+def _tool(name: str) -> list[str]:
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return [str(here)]
+    found = shutil.which(name)
+    return [found] if found else [name]
+
+
+def resolve_manifest(wanted: str, work: Path) -> tuple[Path | None, str | None]:
+    """(manifest, fallback note): `wanted` when it exists, else the demo corpus (built once)."""
+    p = Path(wanted)
+    if p.is_file():
+        return p, None
+    demo = work / "corpus" / "demo" / "manifest.csv"
+    note = f"{wanted} is absent: fell back to the demo corpus {demo}"
+    if not demo.is_file():
+        argv = [*_tool("vqa-data"), "synth", "--out", str(demo.parent), "--preset", "demo"]
+        log(f"{note}; building it: {shlex.join(argv)}")
+        subprocess.run(argv, cwd=REPO, check=False)
+        note += " (built by `vqa-data synth --preset demo`)"
+    return (demo if demo.is_file() else None), note
+
+
+def machine() -> dict[str, Any]:
+    from internvqa.bench.bench import machine_info
+
+    info = machine_info()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        for line in out.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "Model name":
+                info["cpu"] = value.strip()
+    except OSError:
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    for pkg in ("imageio-ffmpeg", "matplotlib"):
+        with contextlib.suppress(PackageNotFoundError):
+            info["versions"][pkg] = version(pkg)
+    try:
+        from internvqa.distill.corpus.vmaf import versions as vmaf_versions
+
+        v = vmaf_versions()
+        info["versions"].update({k: v[k] for k in ("ffmpeg", "libvmaf") if v.get(k)})
+    except Exception:  # noqa: BLE001 - no libvmaf ffmpeg: the versions line just lacks it
+        pass
+    info["gpu"] = ("none: no NVIDIA GPU on this machine (CPU figures only; TensorRT and CUDA "
+                   "not measured)" if not (Path("/dev/nvidiactl").exists()
+                                           or shutil.which("nvidia-smi")) else "present")
+    return info
+
+
+# ---- the three sections ----------------------------------------------------------------
+def run_accuracy(args, manifest: Path, bundle: Path, state: dict) -> dict:
+    from internvqa.bench.suite_accuracy import Accuracy
+    from internvqa.runtime.bundle import load_bundle
+
+    acc = Accuracy(manifest, Path(args.work), args.split, args.limit, args.baseline_train,
+                   args.vmaf_videos, log=log)
+    if not acc.test:
+        raise RuntimeError(f"{manifest}: no labelled videos in split {args.split!r}")
+    spec = load_bundle(bundle, verify=False).clip_spec
+    scorer = acc.default_model(bundle)
+    if scorer.bundle.precision == "fp32" and "default" in acc.preds:
+        state["fp32_preds"] = acc.preds["default"]
+        state["fp32_secs"] = acc.seconds["default"]
+    state["test_rows"] = acc.test
+    acc.bitrate()
+    acc.peers(spec)
+    acc.baseline(spec)
+    acc.libvmaf()
+    return acc.report()
+
+
+def run_precision(args, manifest: Path, bundle: Path, state: dict) -> dict:
+    from internvqa.bench.bench import parse_batches
+    from internvqa.bench.suite_precision import run
+    from internvqa.runtime.manifest import read_manifest
+
+    rows = state.get("test_rows") or [r for r in read_manifest(manifest)
+                                      if r.split == args.split and r.mos is not None]
+    reuse = None
+    if "fp32_preds" in state:
+        reuse = (state["fp32_preds"], state["fp32_secs"])
+    return run(bundle, rows, parse_batches(args.precision_batches), args.precision_videos,
+               reuse, args.precision_duration, log=log)
+
+
+def run_speed(args, bundle: Path, state: dict) -> dict:
+    from internvqa.bench import suite_speed as sp
+
+    clips = sp.parse_grid(args.speed_clips)
+    vmaf = clips if args.vmaf_clips == "all" else (
+        [] if args.vmaf_clips == "none" else sp.parse_grid(args.vmaf_clips))
+    vmaf = [c for c in vmaf if c in clips]
+    left = [c.name for c in clips if c not in vmaf]
+    if left:
+        state["cuts"].append(f"libvmaf not run on {', '.join(left)} (the slow engine: "
+                             "`--vmaf-clips all` runs it on every clip)")
+    folder = Path(args.work) / "bench" / "clips"
+    gen_s = sp.ensure_clips(clips, vmaf, folder, log)
+    records = []
+    for c in clips:
+        t0 = time.perf_counter()
+        rec = sp.run_clip(c, folder, bundle, c in vmaf)
+        e2e, vm = rec["e2e"].get("seconds"), (rec.get("vmaf") or {}).get("seconds")
+        log(f"speed {c.name}: e2e {e2e if e2e is None else round(e2e, 2)} s, libvmaf "
+            f"{vm if vm is None else round(vm, 2)} s ({time.perf_counter() - t0:.0f} s)")
+        records.append(rec)
+    fits = sp.growth(records)
+    out = {"clips": records, "growth": fits, "generate_seconds": gen_s, "folder": str(folder),
+           "grid": args.speed_clips, "vmaf_clips": [c.name for c in vmaf]}
+    if args.plot:
+        p = sp.plot(records, fits, Path(args.plot),
+                    "InternVQA default model vs libvmaf: time vs pixel rate (10 s clips, CPU)")
+        out["plot"] = str(p) if p else None
+    return out
+
+
+# ---- report ----------------------------------------------------------------------------
+def _f(v: Any, d: int = 0) -> str:
+    return "-" if v is None else f"{v:.{d}f}"
+
+
+def render(report: dict[str, Any]) -> str:
+    from internvqa.bench import suite_accuracy, suite_precision, suite_speed
+
+    m = report["machine"]
+    lines = [BEGIN, "## Benchmark suite: the shipped model, its peers, its speed (CPU)", "",
+             f"Written by `./run bench` (`benchmarks/run_suite.py`) on {report['date']}, "
+             f"{_f(report['wall_seconds'])} s wall. Command: `{report['invocation']}` "
+             "(what `./run bench` runs after its set-up step). Raw "
+             f"figures in `{report['out']}`.", "",
+             f"- Machine: {m.get('cpu')} (lscpu), {m.get('cores')} cores, {m.get('ram_gb')} GB RAM;"
+             f" {m.get('platform')}. GPU: {m.get('gpu')}.",
+             "- Versions: " + ", ".join(f"{k} {v}" for k, v in
+                                        {"python": m.get("python"), **m.get("versions", {})}.items()),
+             f"- Model: `{report['bundle']}` ({report.get('model', '')}).",
+             f"- Data: `{report['manifest']}`, split `{report['split']}`"
+             + (f". **{report['fallback']}**" if report.get("fallback") else "") + "."]
+    acc = report.get("accuracy")
+    if acc:
+        lines += ["", "### Accuracy on held-out sources", "",
+                  f"{acc['videos']} test videos of {acc['sources']} sources never trained on"
+                  + (f" ({acc['natural_videos']} videos / {acc['natural_sources']} sources of "
+                     "natural camera content)" if acc["natural_videos"] else "")
+                  + ", vs the manifest's labels (libvmaf VMAF on the "
+                  f"standard corpus); train split {acc['train_videos']} videos. Every row through "
+                  "`bench.accuracy`; PLCC and RMSE after the VQEG logistic fit; s/video is the "
+                  "whole per-video cost on the shared machine.", "",
+                  *suite_accuracy.render(acc)]
+    prec = report.get("precision")
+    if prec:
+        lines += ["", "### FP32 vs FP16 vs INT8 (ONNX Runtime CPU)", "",
+                  f"Accuracy of each graph on the first {prec['videos']} test videos (not the "
+                  f"whole split: it scores every video once per graph); the bundle's default is "
+                  f"{prec.get('default_precision')}.", "", *suite_precision.render(prec)]
+    speed = report.get("speed")
+    if speed:
+        lines += ["", "### Speed at the real clip spec", "",
+                  "Generated clips (`bench_runtime.make_clips`: moving noise texture, 25 fps, "
+                  "8-bit 4:2:0; libx264 veryfast CRF 23, libx265 ultrafast CRF 28, libsvtav1 "
+                  "preset 11 CRF 40; FFV1 lossless references), cached in "
+                  f"`{speed['folder']}` (generated in {_f(speed['generate_seconds'])} s this run). "
+                  "One run per case, each in its own process (peak RSS = its VmHWM). End to end: "
+                  "`Scorer.score_file` with its defaults after a warm-up on a 1 s clip; "
+                  "decode-only and inference-only: the two stages of that pipeline run one "
+                  "after the other in one process, each with the threads and batch "
+                  "`score_file` gives it (decoding + preprocessing into model inputs, then the "
+                  "engine on those inputs); libvmaf: `label_pair(clip, reference)` (decodes both files; VMAF + "
+                  "NEG + PSNR + SSIM, every core).", "", *suite_speed.render(speed)]
+        if speed.get("plot"):
+            rel = os.path.relpath(speed["plot"], Path(report["results"]).parent)
+            lines += ["", f"![time vs pixels per second]({rel})", "",
+                      f"`{rel}`: time to score a 10 s clip against its pixel rate, per engine "
+                      "(markers: codecs; lines: the fits above)."]
+    if report.get("cuts"):
+        lines += ["", "Cut from the full grid: " + "; ".join(report["cuts"]) + "."]
+    lines += ["", "Sections (1-minute load average at start / end; 2 cores: a load above 2 means "
+                  "another job shared them): " + ", ".join(
+        f"{s['name']} {s['status']} ({_f(s.get('seconds'))} s"
+        + (f", load {s['load_average'][0]} / {s['load_average'][1]}" if s.get("load_average")
+           else "") + ")"
+        + (f": {s['error']}" if s.get("error") else "") for s in report["steps"]) + ".", END]
+    return "\n".join(lines)
+
+
+def save(report: dict[str, Any], args, started: float) -> None:
+    from internvqa.runtime.atomic import atomic_write_json
+
+    report["wall_seconds"] = time.perf_counter() - started
+    atomic_write_json(args.out, report)
+    write_results(render(report), Path(args.results))
+
+
 def main(argv: list[str] | None = None) -> int:
+    from internvqa.bench.suite_speed import DEFAULT_GRID, DEFAULT_VMAF
+
     work = Path(os.environ.get("INTERNVQA_WORK", "work"))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=str(work), help="work folder (default $INTERNVQA_WORK or ./work)")
-    p.add_argument("--corpus", default=None, help="corpus folder (default <work>/corpus/demo)")
+    p.add_argument("--manifest", default=STANDARD_MANIFEST,
+                   help="corpus manifest with train/test splits (default: the standard corpus's "
+                        "training manifest, %(default)s; falls back to the demo corpus when absent)")
+    p.add_argument("--bundle", default=None, help="bundle to measure (default: the shipped model)")
     p.add_argument("--split", default="test")
-    p.add_argument("--batch", default="1,8,32", help="engine batch sizes (ONNX engines)")
-    p.add_argument("--duration", type=float, default=3.0, help="seconds of timing per batch size")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--students", default=HETERO_DEFAULT, help="heterogeneous students")
-    p.add_argument("--no-build", action="store_true", help="only reuse artefacts; never train")
-    p.add_argument("--step-timeout", type=int, default=3600)
-    p.add_argument("--train-timeout", type=int, default=4 * 3600)
-    p.add_argument("--verbose", action="store_true", help="show the child commands' stderr")
+    p.add_argument("--limit", type=int, default=0, help="score only the first N test videos (0: all)")
+    p.add_argument("--baseline-train", type=int, default=750,
+                   help="train videos (a stride of the split) the features+ridge baseline is "
+                        "fitted on when no saved fit exists (0: all)")
+    p.add_argument("--vmaf-videos", type=int, default=20,
+                   help="test videos libvmaf is timed on in the accuracy table")
+    p.add_argument("--precision-videos", type=int, default=160)
+    p.add_argument("--precision-batches", default="1,4,8,16", help="engine batches (crops)")
+    p.add_argument("--precision-duration", type=float, default=1.5,
+                   help="seconds of timing per batch size")
+    p.add_argument("--speed-clips", default=DEFAULT_GRID,
+                   help="clips CODEC@SIZE[/Ns], comma-separated (default: %(default)s)")
+    p.add_argument("--vmaf-clips", default=DEFAULT_VMAF,
+                   help="clips libvmaf also scores: 'all', 'none' or a list like --speed-clips "
+                        "(default: %(default)s)")
+    p.add_argument("--skip", default="", help=f"sections to leave out: {', '.join(SECTIONS)}")
+    p.add_argument("--plot", default=str(PLOT), help="cost-curve PNG ('' for none)")
     p.add_argument("--results", default=str(RESULTS), help="markdown file to update")
     p.add_argument("--out", default=str(OUT / "suite.json"), help="suite JSON to write")
     args = p.parse_args(argv)
-    args.corpus = args.corpus or str(Path(args.work) / "corpus" / "demo")
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if skip - set(SECTIONS):
+        p.error(f"--skip: unknown section(s) {', '.join(sorted(skip - set(SECTIONS)))}")
     started = time.perf_counter()
     os.chdir(REPO)
-    s = Suite(args)
+    from internvqa.runtime.bundle import default_bundle, load_bundle
 
-    from internvqa.bench.bench import machine_info
-
-    have_corpus = s.ensure_corpus()
-    teacher = bundle = None
-    hetero = [x.strip() for x in args.students.split(",") if x.strip()]
-    students: dict[str, Path | None] = {}
-    if have_corpus:
-        if args.no_build:
-            teacher, bundle = s.teacher_dir(), s.bundle_dir()
-            students = {st: (s.student_dir(st) if (s.student_dir(st) / "config.json").is_file()
-                             else None) for st in ["vit_s", *hetero]}
-        else:
-            teacher = s.ensure_teacher()
-            students = {st: s.ensure_student(st, teacher) for st in ["vit_s", *hetero]}
-            bundle = s.ensure_bundle(students["vit_s"])
-
-    engines: list[dict] = []
-    baseline = None
-    gpu = s.gpu_reason()
-
-    def add(key, kind, res):
-        nonlocal baseline
-        if res:
-            engines.append(summarise(key, kind, res))
-            baseline = baseline or res.get("baseline")
-
-    if have_corpus and teacher is not None:
-        add("teacher", "pytorch", s.bench("teacher-pytorch", teacher, batches="1"))
-    elif have_corpus:
-        s.skip("bench teacher-pytorch", "no teacher checkpoint")
-    student_rows = []
-    for st, d in students.items():
-        if d is None:
-            s.skip(f"bench student-{st}", "no checkpoint")
+    bundle = Path(args.bundle) if args.bundle else default_bundle()
+    if bundle is None or not (bundle / "bundle.json").is_file():
+        p.error(f"no bundle to measure ({bundle}); give --bundle DIR")
+    b = load_bundle(bundle)
+    manifest, fallback = resolve_manifest(args.manifest, Path(args.work))
+    invocation = " ".join([os.path.relpath(sys.executable, REPO) if sys.executable.startswith(
+        str(REPO)) else "python", "benchmarks/run_suite.py",
+        *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    report: dict[str, Any] = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "invocation": invocation, "machine": machine(), "bundle": os.path.relpath(bundle, REPO),
+        "model": f"{b.model_name}, {b.precision}, hybrid input" if b.meta.get("inputs") and
+        len(b.meta["inputs"]) > 1 else f"{b.model_name}, {b.precision}",
+        "manifest": str(manifest), "split": args.split, "fallback": fallback, "steps": [],
+        "out": os.path.relpath(args.out, REPO), "results": str(args.results), "cuts": []}
+    if args.limit:
+        report["cuts"].append(f"accuracy on the first {args.limit} test videos only")
+    if args.speed_clips != DEFAULT_GRID:
+        report["cuts"].append(f"speed clips {args.speed_clips} instead of {DEFAULT_GRID}")
+    state: dict[str, Any] = {"cuts": report["cuts"]}
+    plan = [("accuracy", lambda: run_accuracy(args, manifest, bundle, state), manifest),
+            ("precision", lambda: run_precision(args, manifest, bundle, state), manifest),
+            ("speed", lambda: run_speed(args, bundle, state), True)]
+    for name, fn, needs in plan:
+        if name in skip:
+            report["steps"].append({"name": name, "status": "skipped (--skip)"})
             continue
-        key = f"student-{st.replace(':', '_')}-pytorch"
-        res = s.bench(key, d, batches="1,8")
-        add(key, "pytorch", res)
-        if res:
-            r = summarise(key, "pytorch", res)
-            student_rows.append({"student": st, "family": "homologous" if st.startswith("vit_")
-                                 else "heterogeneous", **r})
-    if bundle is not None:
-        have = json.loads((bundle / "bundle.json").read_text()).get("files", {})
-        for prec, fname in (("fp32", "model.onnx"), ("fp16", "model.fp16.onnx"),
-                            ("int8", "model.int8.onnx")):
-            if fname in have:
-                add(f"onnx-{prec}", "onnx", s.bench(f"onnx-{prec}", bundle, prec))
-            else:
-                s.skip(f"bench onnx-{prec}", f"bundle has no {fname}")
-    else:
-        s.skip("bench onnx", "no bundle")
-    if gpu:
-        s.skip("bench tensorrt fp16/int8", gpu)
-        s.skip("bench pytorch cuda", gpu)
-    elif bundle is not None:
-        plans = [n for n in json.loads((bundle / "bundle.json").read_text()).get("files", {})
-                 if n.endswith(".plan")]
-        for n in plans:
-            add(f"tensorrt-{Path(n).stem}", "tensorrt", s.bench(f"tensorrt-{Path(n).stem}", bundle / n))
-        if not plans:
-            s.skip("bench tensorrt", "bundle has no .plan (export on a GPU host with TensorRT)")
-
-    if baseline is None and have_corpus:
-        baseline = s.baseline_only(bundle, students.get("vit_s"))
-
-    ablation = s.ensure_ablation(teacher) if have_corpus else None
-    ratios = []
-    by_key = {e["key"]: e for e in engines}
-    t = by_key.get("teacher")
-    for k in ("student-vit_s-pytorch", "onnx-fp32", "onnx-int8"):
-        if t and k in by_key and t["b1_median_ms"] and by_key[k]["b1_median_ms"]:
-            ratios.append(f"Teacher / {k} batch-1 latency: "
-                          f"{t['b1_median_ms'] / by_key[k]['b1_median_ms']:.1f}x "
-                          f"({t['b1_median_ms']:.1f} ms vs {by_key[k]['b1_median_ms']:.1f} ms).")
-
-    report = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-              "invocation": " ".join(["python benchmarks/run_suite.py",
-                                      *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
-              "wall_seconds": time.perf_counter() - started,
-              "machine": machine_info(), "manifest": str(s.manifest), "split": args.split,
-              "engines": engines, "students": student_rows, "baseline": baseline,
-              "ratios": ratios, "ablation": ablation, "steps": s.steps, "commands": s.commands,
-              "gpu": gpu or "available", "work": str(args.work),
-              "out": os.path.relpath(args.out, REPO)}
-    if baseline:
-        report["baseline"] = {k: baseline[k] for k in ("note", "accuracy", "e2e_s_per_video")
-                              if k in baseline}
-    from internvqa.runtime.atomic import atomic_write_json
-
-    atomic_write_json(args.out, report)
-    write_results(render(report), Path(args.results))
-    s.log(f"wrote {args.out} and the suite section of {args.results}")
-    return 1 if any(x["status"] == "failed" for x in s.steps) else 0
+        if not needs:
+            report["steps"].append({"name": name, "status": "skipped",
+                                    "error": f"no manifest ({fallback})"})
+            continue
+        t0, load0 = time.perf_counter(), os.getloadavg()[0]
+        log(f"{name}: start")
+        try:
+            report[name] = fn()
+            step = {"name": name, "status": "ok"}
+        except Exception as exc:  # noqa: BLE001 - recorded; the other sections still run
+            traceback.print_exc()
+            step = {"name": name, "status": "failed",
+                    "error": " ".join(f"{type(exc).__name__}: {exc}".split())[:400]}
+        step["seconds"] = round(time.perf_counter() - t0, 1)
+        step["load_average"] = [round(load0, 1), round(os.getloadavg()[0], 1)]
+        log(f"{name}: {step['status']} in {step['seconds']} s")
+        report["steps"].append(step)
+        save(report, args, started)  # after every section: an interrupted run keeps its figures
+    save(report, args, started)
+    log(f"wrote {args.out} and the suite section of {args.results} "
+        f"({report['wall_seconds']:.0f} s)")
+    return 1 if any(s["status"] == "failed" for s in report["steps"]) else 0
 
 
 if __name__ == "__main__":

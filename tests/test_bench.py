@@ -272,9 +272,10 @@ def test_suite_replaces_only_its_own_results_section(tmp_path):
 
 
 def _load_suite():
+    """The demo-pipeline suite (teacher, students, ablation): `benchmarks/suite_demo.py`."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("run_suite", REPO / "benchmarks" / "run_suite.py")
+    spec = importlib.util.spec_from_file_location("suite_demo", REPO / "benchmarks" / "suite_demo.py")
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
     return suite
