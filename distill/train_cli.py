@@ -229,6 +229,9 @@ def _teacher(manifest, model, init, preset, clip_spec, freeze_blocks, drop_path,
               help="Fixed views per video whose teacher outputs are cached (frozen, label-free).")
 @click.option("--drop-path", type=float, default=0.0, show_default=True)
 @click.option("--grad-checkpointing", is_flag=True, help="Recompute student activations.")
+@click.option("--init", "student_init", type=click.Path(path_type=Path),
+              help="Start the student's backbone from a `vqa-distill import` folder (e.g. "
+                   "ImageNet MobileNetV2 for --student timm:mobilenetv2_100).")
 @_train_options
 def student_command(**kw) -> None:
     """Distill the teacher into a student (InternVQA loss by default); keeps the best by SRCC."""
@@ -236,8 +239,8 @@ def student_command(**kw) -> None:
 
 
 def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, drop_path,
-             grad_checkpointing, out, resume, fsdp, threads, no_progress, stop_after_epoch,
-             **kw) -> None:
+             grad_checkpointing, student_init, out, resume, fsdp, threads, no_progress,
+             stop_after_epoch, **kw) -> None:
     from .checkpoint import load_checkpoint
     from .train_loop import fit
     from .train_student import (
@@ -264,6 +267,12 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
     teacher, tconf = load_checkpoint(teacher_dir, map_location=info.device)
     spec = ClipSpec.from_dict(tconf["clip_spec"])
     student = build_student(student_name, spec, drop_path, STUDENT_OVERRIDES[preset])
+    if student_init is not None:
+        from .models.pretrained import load_imported_backbone
+
+        summary = load_imported_backbone(student, str(student_init))
+        if info.is_main:
+            click.echo(f"student init: {summary}")
     student = student.to(info.device)
     if grad_checkpointing:
         student.set_grad_checkpointing(True)
@@ -274,6 +283,7 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
     provenance = {**prov, "kind": "student", "model": student_name, "mode": mode,
                   "teacher": str(Path(teacher_dir).resolve()), "teacher_sha256": teacher_sha,
                   "teacher_model": tconf["model"]["architecture"], "views": views,
+                  "student_init": str(student_init) if student_init else None,
                   "train": cfg.to_dict(), "world_size": info.world, "torch": torch.__version__}
     task = StudentTask(mode, student, teacher, Path(teacher_dir), cache, rows, cfg, info,
                        provenance, views, fsdp)

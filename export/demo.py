@@ -1,9 +1,15 @@
 """`vqa-demo`: the shipped model at work, then the whole pipeline on the built-in corpus.
 
 shipped model vs libvmaf on fresh encodes of a held-out photo (export/showcase.py) ->
-corpus (vqa-data synth) -> teacher (vqa-distill teacher) -> student vit_s (vqa-distill
-student) -> bundle FP32/FP16/INT8 (+ engine where TensorRT and a GPU exist; vqa-export)
--> score a held-out video (vqa-score) -> benchmark (vqa-bench) -> summary table.
+corpus (vqa-data synth) -> ImageNet weights for the student (vqa-distill import) ->
+student distilled from the shipped teacher (vqa-distill student --teacher default) ->
+bundle FP32/FP16/INT8 (+ engine where TensorRT and a GPU exist; vqa-export) -> score a
+held-out video (vqa-score) -> benchmark the shipped model, the student and peers (vqa-bench)
+-> summary table.
+
+The demo corpus holds out the sources the standard corpus holds out (camera and clock for
+test, horse and gradient_checker for val), so neither the shipped teacher nor the student
+has seen its test videos.
 
 It lives in `internvqa.export` because it is the top of the stack (it may use every
 layer). Each stage runs the real CLI as a subprocess with an argument list, exactly as a
@@ -83,82 +89,95 @@ def _size_mb(path: Path) -> float:
     return path.stat().st_size / 1e6
 
 
+# The demo's student: ImageNet MobileNetV2 (pinned wheel), distilled from the shipped teacher.
+STUDENT = "timm:mobilenetv2_100"
+STUDENT_INIT = "mobilenetv2"
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--fresh", is_flag=True, help="Delete the demo's work folder and rebuild everything.")
-@click.option("--student", default="vit_s", show_default=True, help="Student to distill and export.")
-@click.option("--calib-clips", default=64, show_default=True,
+@click.option("--student", default=STUDENT, show_default=True, help="Student to distill and export.")
+@click.option("--init", "init_name", default=STUDENT_INIT, show_default=True,
+              help="`vqa-distill import` weights for the student ('none': random init).")
+@click.option("--epochs", default=2, show_default=True, help="Student training epochs.")
+@click.option("--calib-clips", default=32, show_default=True,
               help="INT8 calibration clips (the demo corpus is small; real use: >= 500).")
-def main(fresh: bool, student: str, calib_clips: int) -> None:
+def main(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: int) -> None:
     """Run the whole InternVQA pipeline on the built-in synthetic corpus (CPU, minutes)."""
     try:
-        _demo(fresh, student, calib_clips)
+        _demo(fresh, student, init_name, epochs, calib_clips)
     except InternVQAError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 
-def _demo(fresh: bool, student: str, calib_clips: int) -> None:
+def _demo(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: int) -> None:
     work = _work()
     if fresh:
         for sub in ("corpus/demo", "runs", "bundles", "demo", "cache"):
             shutil.rmtree(work / sub, ignore_errors=True)
     t_start = time.perf_counter()
-    st = Stage(7)
+    st = Stage(8)
+    from internvqa.distill.checkpoint import default_teacher
     from internvqa.runtime.bundle import default_bundle
 
-    showcase = "score fresh encodes of a held-out photo with the shipped model, beside libvmaf"
-    if default_bundle() is not None:
-        st.run(showcase, [sys.executable, "-m", "internvqa.export.showcase"], done=False)
-    else:
-        st.skip(showcase, "this install has no shipped default model")
+    shipped, teacher_dir = default_bundle(), default_teacher()
+    if shipped is None or teacher_dir is None:
+        raise UsageError("this install has no shipped default model/teacher to distil from")
+    st.run("score fresh encodes of a held-out photo with the shipped model, beside libvmaf",
+           [sys.executable, "-m", "internvqa.export.showcase"], done=False)
     corpus = work / "corpus" / "demo"
     manifest = corpus / "manifest.csv"
-    st.run("build the synthetic corpus",
+    st.run("build the synthetic corpus (libvmaf labels)",
            [_bin("vqa-data"), "synth", "--out", str(corpus), "--preset", "demo"],
            done=manifest.exists())
 
-    runs = work / "runs"
-    teacher = _latest("teacher-*/best/config.json", runs)
-    st.run("fine-tune the teacher on MOS",
-           [_bin("vqa-distill"), "teacher", "--manifest", str(manifest), "--preset", "demo"],
-           done=teacher is not None)
-    teacher = _latest("teacher-*/best/config.json", runs)
-    if teacher is None:
-        raise UsageError(f"no teacher checkpoint under {runs}")
-    teacher_dir = teacher.parent
+    init_dir = work / "pretrained" / init_name
+    if init_name == "none":
+        st.skip("import ImageNet weights for the student", "--init none")
+    else:
+        st.run(f"import ImageNet weights for the student ({init_name})",
+               [_bin("vqa-distill"), "import", init_name, "--out", str(init_dir)],
+               done=(init_dir / "import.json").exists())
 
+    runs = work / "runs"
     tag = student.replace(":", "_").replace("/", "_")
-    student_ckpt = _latest(f"student-{tag}*/best/config.json", runs)
-    st.run(f"distill the student {student}",
-           [_bin("vqa-distill"), "student", "--student", student, "--teacher", str(teacher_dir),
-            "--manifest", str(manifest), "--preset", "demo"],
-           done=student_ckpt is not None)
-    student_ckpt = _latest(f"student-{tag}*/best/config.json", runs)
-    if student_ckpt is None:
-        raise UsageError(f"no {student} checkpoint under {runs}")
+    run_dir = runs / f"student-{tag}-from-shipped"
+    argv = [_bin("vqa-distill"), "student", "--student", student, "--teacher", "default",
+            "--mode", "frozen", "--views", "2", "--manifest", str(manifest), "--preset", "demo",
+            "--epochs", str(epochs), "--out", str(run_dir), "--no-progress"]
+    if init_name != "none":
+        argv += ["--init", str(init_dir)]
+    st.run(f"distil the student {student} from the shipped teacher (frozen-teacher mode)",
+           argv, done=(run_dir / "best" / "config.json").exists())
+    student_ckpt = run_dir / "best"
+    if not (student_ckpt / "config.json").exists():
+        raise UsageError(f"no student checkpoint in {run_dir}")
 
     bundle = work / "bundles" / tag
     st.run("export FP32 / FP16 / INT8 (and a TensorRT engine where possible)",
-           [_bin("vqa-export"), "--student", student, "--checkpoint", str(student_ckpt.parent),
-            "--int8", "--calib-clips", str(calib_clips), "--out", str(bundle)],
+           [_bin("vqa-export"), "--student", student, "--checkpoint", str(student_ckpt),
+            "--int8", "--calib-clips", str(calib_clips), "--eval-videos", "20", "--out",
+            str(bundle), "--no-progress"],
            done=(bundle / "bundle.json").exists())
 
     out = work / "demo"
     out.mkdir(parents=True, exist_ok=True)
     video = _held_out_video(manifest)
-    st.run(f"score a held-out video ({video.name})",
+    st.run(f"score a held-out video with the student ({video.name})",
            [_bin("vqa-score"), "--bundle", str(bundle), str(video), "--json", str(out / "score.json"),
             "--no-progress"],
            done=False)
 
     bench_json = out / "bench.json"
-    st.run("benchmark teacher vs student vs INT8 on the held-out split",
-           [_bin("vqa-bench"), "--engine", str(teacher_dir), "--engine", str(student_ckpt.parent),
-            "--engine", str(bundle), "--precision", "fp32,int8", "--data", str(manifest),
-            "--batch", "1", "--duration", "1", "--min-iters", "3", "--quiet",
-            "--json", str(bench_json), "--report", str(out / "report")],
-           done=False)
-    _summary(work, bundle, teacher_dir, student_ckpt.parent, out, bench_json,
+    st.run("benchmark shipped model vs student (FP32, INT8) vs peers on the held-out split "
+           "(the student's PyTorch checkpoint equals its FP32 graph: export parity above)",
+           [_bin("vqa-bench"), "--engine", str(shipped), "--engine", str(bundle),
+            "--precision", "fp32,int8", "--data", str(manifest),
+            "--peer", "brisque", "--batch", "1", "--duration", "1", "--min-iters", "3",
+            "--quiet", "--json", str(bench_json), "--report", str(out / "report")],
+           done=bench_json.exists() and bench_json.stat().st_mtime > (bundle / "bundle.json").stat().st_mtime)
+    _summary(work, bundle, teacher_dir, student_ckpt, out, bench_json,
              time.perf_counter() - t_start)
 
 
@@ -177,14 +196,21 @@ def _summary(work: Path, bundle: Path, teacher: Path, student: Path, out: Path,
             eng.get("label", "?"),
             acc.get("srcc"),
             acc.get("plcc_logistic"),
+            acc.get("rd_order_accuracy"),
             (b1.get("latency_ms") or {}).get("median"),
             _size_mb(size) if size.exists() else None,
         ))
+    for block in [*([bench["baseline"]] if bench.get("baseline") else []), *bench.get("peers", [])]:
+        acc = block.get("accuracy") or {}
+        label = block.get("label") or block.get("name", "?")
+        rows.append((f"peer: {label}", acc.get("srcc"), acc.get("plcc_logistic"),
+                     acc.get("rd_order_accuracy"), None, None))
     click.echo("")
-    click.echo(f"{'model':<34} {'SRCC':>7} {'PLCC':>7} {'ms/clip':>9} {'size MB':>8}")
-    for name, srcc, plcc, ms, mb in rows:
+    click.echo(f"{'model':<34} {'SRCC':>7} {'PLCC':>7} {'RD-ord':>7} {'ms/clip':>9} {'size MB':>8}")
+    for name, srcc, plcc, rd, ms, mb in rows:
         f = lambda v, p: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
-        click.echo(f"{name[:34]:<34} {f(srcc, 3):>7} {f(plcc, 3):>7} {f(ms, 1):>9} {f(mb, 1):>8}")
+        click.echo(f"{name[:34]:<34} {f(srcc, 3):>7} {f(plcc, 3):>7} {f(rd, 3):>7} {f(ms, 1):>9} "
+                   f"{f(mb, 1):>8}")
     pooled = score.get("pooled_metrics", {}).get("internvqa", {})
     click.echo("")
     click.echo(f"held-out video scored: {score.get('input', {}).get('name', '?')} -> "
