@@ -110,11 +110,28 @@ def _score_bytes(scorer: Scorer, work: Path, kind: str, data: bytes):
 KINDS = st.sampled_from(["mp4", "mkv", "webm", "y4m"])
 
 
+@pytest.mark.parametrize("kind", ["mp4", "mkv", "webm", "y4m"])
+def test_unmodified_seeds_score_cleanly(scorer, seeds, work, kind):
+    """The control for the fuzzing below: the seed files themselves score, every window,
+    with no decode errors, so a check that 'accepts any typed error' cannot hide a
+    reader that rejects valid files."""
+    out = _score_bytes(scorer, work, kind, seeds[kind])
+    assert isinstance(out, ScoreResult), out
+    assert out.frames == 12 and all(w.score is not None for w in out.windows)
+    assert "decode_errors" not in out.flags and "truncated" not in out.flags
+
+
 @FUZZ
 @given(kind=KINDS, frac=st.floats(0.0, 1.0))
 def test_truncated_files(scorer, seeds, work, kind, frac):
     data = seeds[kind]
-    check_outcome(_score_bytes(scorer, work, kind, data[: int(len(data) * frac)]))
+    cut = data[: int(len(data) * frac)]
+    out = _score_bytes(scorer, work, kind, cut)
+    check_outcome(out)
+    if len(cut) < 16:  # not even a container header: must be refused, never "scored"
+        assert isinstance(out, InternVQAError), (kind, len(cut))
+    if cut == data:
+        assert isinstance(out, ScoreResult), out
 
 
 @FUZZ

@@ -171,3 +171,13 @@ def test_demo_other_settings_refused_and_cli_reuses(demo):
     assert summary["reused"] == demo.clips and summary["encoded"] == 0
     r = CliRunner().invoke(cli, ["synth", "--out", str(out), "--seed", "5"])
     assert r.exit_code == 2 and r.output.startswith("error: ")
+
+
+def test_demo_holds_out_what_the_standard_corpus_holds_out(demo):
+    """The demo's val/test sources are fixed to the built-ins the standard corpus (seed 0)
+    holds out, so the shipped model, trained on its train split, never saw them."""
+    splits = {r.source: r.split for r in read_manifest(demo.manifest)}
+    assert {s for s, v in splits.items() if v == "test"} == {"camera", "clock"}
+    assert {s for s, v in splits.items() if v == "val"} == {"horse", "gradient_checker"}
+    assert synth.PRESETS["demo"].splits == {"camera": "test", "clock": "test", "horse": "val",
+                                            "gradient_checker": "val"}
