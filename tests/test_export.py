@@ -218,3 +218,18 @@ def test_failure_midway_leaves_previous_bundle(corpus, tmp_path, monkeypatch):
                                           ("NVIDIA A10G", "a10g"), ("Tesla T4", "t4")])
 def test_engine_file_name(gpu, tag):
     assert tb.engine_name("int8", gpu, "10.16.0.72") == f"model.int8.{tag}.trt10.16.plan"
+
+
+def test_an_fp16_graph_outside_its_bound_is_left_out_not_fatal(corpus, tmp_path, monkeypatch):
+    """FP16 over its parity bound: the bundle ships FP32 (+ INT8) and says why FP16 is gone."""
+    from internvqa.export import parity
+
+    monkeypatch.setitem(parity.BOUNDS, "fp16", {"score_abs": 0.0})
+    out = tmp_path / "b"
+    res = _run(["--checkpoint", str(corpus["ckpt"]), "--manifest", str(corpus["manifest"]),
+                "--out", str(out), "--parity-clips", "4", "--latency-runs", "0"], corpus["work"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "bundle.json").read_text())
+    assert set(meta["files"]) == {"model.onnx"} and not (out / "model.fp16.onnx").exists()
+    assert "FP16 ONNX vs FP32 parity failed" in meta["parity"]["fp16_dropped"]
+    assert "FP16 graph left out of the bundle" in res.output
