@@ -100,7 +100,7 @@ class Scorer:
 
     def __init__(
         self,
-        bundle_path: str | os.PathLike | Bundle,
+        bundle_path: str | os.PathLike | Bundle | None = None,
         precision: str | None = None,
         backend: str | Backend = "auto",
         threads: int | None = None,
@@ -114,6 +114,12 @@ class Scorer:
         """`bitstream=False` scores a hybrid model in its pixel-only mode (its side input
         all zeros), as for raw frames; a pixel-only model ignores it."""
         self.bitstream = bool(bitstream)
+        if bundle_path is None:  # the default model shipped with the package
+            from internvqa.runtime.bundle import default_bundle
+
+            bundle_path = default_bundle()
+            if bundle_path is None:
+                raise UsageError("this install has no default model; give a bundle directory")
         if isinstance(bundle_path, Bundle):
             self.bundle = bundle_path
         else:
