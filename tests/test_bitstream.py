@@ -90,8 +90,10 @@ def hybrid_bundle(tmp_path_factory):
             p.normal_(0, 0.5)
     folder = tmp_path_factory.mktemp("hybrid")
     onnx_path = export_onnx(model, (3, 2, 32, 32), folder / "model.onnx", max_batch=8)
+    # An unbounded scale: random weights give outputs anywhere, a 0-100 scale would clip them.
+    scale = {"name": "raw", "multiplier": 1.0, "offset": 0.0, "higher_is_better": True}
     bundle = make_runtime_bundle(folder / "bundle", files={"model.onnx": onnx_path},
-                                 clip_spec=SPEC.to_dict())
+                                 clip_spec=SPEC.to_dict(), score_scale=scale)
     return model, bundle
 
 

@@ -149,3 +149,13 @@ def test_tensorrt_plan_matches_onnxruntime(runtime_bundle, tmp_path):
     s, f = backend.run(x)  # 8 > 6: split into two engine calls
     np.testing.assert_allclose(s, ref_s, atol=1e-4)
     np.testing.assert_allclose(f, ref_f, atol=1e-3)
+
+
+def test_scores_are_clipped_to_the_documented_scale():
+    from internvqa.runtime.bundle import VMAF_SCORE_SCALE, scale_score
+
+    assert scale_score(VMAF_SCORE_SCALE, 1.009) == 100.0  # as libvmaf clips VMAF
+    assert scale_score(VMAF_SCORE_SCALE, -0.2) == 0.0
+    assert scale_score(VMAF_SCORE_SCALE, 0.5) == pytest.approx(50.0)
+    unbounded = {"multiplier": 2.0, "offset": 1.0}
+    assert scale_score(unbounded, 10.0) == 21.0
