@@ -117,7 +117,7 @@ def _demo(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: i
         for sub in ("corpus/demo", "runs", "bundles", "demo", "cache"):
             shutil.rmtree(work / sub, ignore_errors=True)
     t_start = time.perf_counter()
-    st = Stage(8)
+    st = Stage(7)
     from internvqa.distill.checkpoint import default_teacher
     from internvqa.runtime.bundle import default_bundle
 
