@@ -54,7 +54,7 @@ from internvqa.runtime.bundle import META_NAME, Bundle, load_bundle
 from internvqa.runtime.clipspec import ClipSpec, windows_to_input
 from internvqa.runtime.errors import InternVQAError, UsageError
 from internvqa.runtime.manifest import ManifestRow
-from internvqa.runtime.metrics import evaluate, plcc, srcc
+from internvqa.runtime.metrics import plcc, srcc, video_accuracy
 
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
 ACCURACY_KEYS = ("srcc", "krcc", "plcc_linear", "plcc_logistic", "rmse_logistic", "rmse",
@@ -354,42 +354,8 @@ def time_backend(backend, pool: np.ndarray, batch: int, frames_per_clip: int,
 
 
 # ---- accuracy --------------------------------------------------------------------------
-def ladder_key(row: ManifestRow) -> tuple[str, str, str]:
-    res = row.resolution or (f"{row.width}x{row.height}" if row.width and row.height else "")
-    return (row.source, row.codec, res)
-
-
-def within_source_srcc(preds: Sequence[float], rows: Sequence[ManifestRow]) -> float:
-    """Mean over sources (>= 3 videos) of the SRCC between prediction and MOS: how well an
-    engine orders the encodes of one content, whatever it thinks of the content itself."""
-    by: dict[str, list[int]] = {}
-    for i, r in enumerate(rows):
-        by.setdefault(r.source, []).append(i)
-    vals = [srcc([preds[i] for i in idx], [rows[i].mos for i in idx])
-            for idx in by.values() if len(idx) >= 3]
-    vals = [v for v in vals if math.isfinite(v)]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
-def accuracy(preds: Sequence[float], rows: Sequence[ManifestRow]) -> dict[str, Any]:
-    """`metrics.evaluate` vs MOS, with RD order over (source, codec, resolution) ladders and
-    the mean within-source SRCC. Every engine, baseline and peer is reported through it."""
-    pairs = [(p, r) for p, r in zip(preds, rows, strict=True)
-             if p is not None and math.isfinite(p) and r.mos is not None]
-    if len(pairs) < 2:
-        return {"n": len(pairs), "note": "fewer than two scored videos with MOS"}
-    laddered = [(p, r) for p, r in pairs if r.crf is not None]
-    out = evaluate([p for p, _ in pairs], [r.mos for _, r in pairs])
-    out["within_source_srcc"] = within_source_srcc([p for p, _ in pairs], [r for _, r in pairs])
-    if laddered:
-        from internvqa.runtime.metrics import rd_order_pairs
-
-        correct, total = rd_order_pairs([p for p, _ in laddered],
-                                        [ladder_key(r) for _, r in laddered],
-                                        [r.crf for _, r in laddered])
-        out["rd_order_accuracy"] = correct / total if total else float("nan")
-        out["rd_order_pairs"] = total
-    return out
+# The one video-level evaluation lives in the runtime (training reports use it too).
+accuracy = video_accuracy
 
 
 def coded_input(row: ManifestRow) -> tuple[str, tuple[int, int] | None]:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from internvqa.runtime.manifest import ManifestRow
-from internvqa.runtime.metrics import evaluate
+from internvqa.runtime.metrics import video_accuracy
 
 from . import distributed as D
 from .data import EvalWindows, eval_loader
@@ -46,14 +46,10 @@ def predict_videos(
 
 
 def video_metrics(preds: dict[int, float], rows: Sequence[ManifestRow]) -> dict:
-    """Runtime metrics on the 0-100 scale, plus RD-order accuracy when codec/crf exist."""
+    """`runtime.metrics.video_accuracy` (the one evaluation) of per-video model outputs
+    (0-1) on the MOS scale; {} when fewer than three videos have MOS."""
     vids = [v for v in preds if rows[v].mos is not None]
     if len(vids) < 3:
         return {}
-    pred = np.array([preds[v] * 100.0 for v in vids])
-    mos = np.array([rows[v].mos for v in vids])
-    groups = [(rows[v].source, rows[v].codec, rows[v].resolution) for v in vids]
-    levels = [rows[v].crf if rows[v].crf is not None else float("nan") for v in vids]
-    have_ladder = all(r.codec and r.crf is not None for r in (rows[v] for v in vids))
-    m = evaluate(pred, mos, groups if have_ladder else None, levels if have_ladder else None)
+    m = video_accuracy([preds[v] * 100.0 for v in vids], [rows[v] for v in vids])
     return {k: v for k, v in m.items() if k not in ("logistic_method", "logistic_note")}

@@ -25,8 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from internvqa.runtime.manifest import ManifestRow
 
 __all__ = [
     "Logistic4Fit",
@@ -340,6 +344,46 @@ def evaluate(
     }
     if groups is not None and levels is not None:
         correct, total = rd_order_pairs(a, groups, levels)
+        out["rd_order_accuracy"] = correct / total if total else float("nan")
+        out["rd_order_pairs"] = total
+    return out
+
+
+# ---- video-level evaluation over manifest rows -------------------------------------
+def ladder_key(row: ManifestRow) -> tuple[str, str, str]:
+    res = row.resolution or (f"{row.width}x{row.height}" if row.width and row.height else "")
+    return (row.source, row.codec, res)
+
+
+def within_source_srcc(preds: Sequence[float], rows: Sequence[ManifestRow]) -> float:
+    """Mean over sources (>= 3 videos) of the SRCC between prediction and MOS: how well an
+    engine orders the encodes of one content, whatever it thinks of the content itself."""
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by.setdefault(r.source, []).append(i)
+    vals = [srcc([preds[i] for i in idx], [rows[i].mos for i in idx])
+            for idx in by.values() if len(idx) >= 3]
+    vals = [v for v in vals if math.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def video_accuracy(preds: Sequence[float | None], rows: Sequence[ManifestRow]) -> dict[str, Any]:
+    """The video-level figures of one engine on some manifest rows: `evaluate` vs MOS (both
+    on the MOS scale), RD-order over (source, codec, coded resolution) ladders and the mean
+    within-source SRCC. The one evaluation: training reports, `vqa-export`'s accuracy,
+    `vqa-bench`, its peers and the benchmark scripts all report through it. Videos without
+    a finite prediction or a MOS are left out; fewer than two left gives only `n` and a note."""
+    pairs = [(p, r) for p, r in zip(preds, rows, strict=True)
+             if p is not None and math.isfinite(p) and r.mos is not None]
+    if len(pairs) < 2:
+        return {"n": len(pairs), "note": "fewer than two scored videos with MOS"}
+    laddered = [(p, r) for p, r in pairs if r.crf is not None]
+    out = evaluate([p for p, _ in pairs], [r.mos for _, r in pairs])
+    out["within_source_srcc"] = within_source_srcc([p for p, _ in pairs], [r for _, r in pairs])
+    if laddered:
+        correct, total = rd_order_pairs([p for p, _ in laddered],
+                                        [ladder_key(r) for _, r in laddered],
+                                        [r.crf for _, r in laddered])
         out["rd_order_accuracy"] = correct / total if total else float("nan")
         out["rd_order_pairs"] = total
     return out
