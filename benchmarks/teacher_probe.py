@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import spearmanr
 
 from internvqa.distill.corpus.fr_metrics import ms_ssim, psnr
 from internvqa.distill.corpus.sources import SourceSpec, bt601_luma, render_source
@@ -44,6 +43,7 @@ from internvqa.distill.data import build_window_cache, split_videos, work_dir
 from internvqa.distill.models import create_model
 from internvqa.runtime.clipspec import PRESETS, crop_clip, normalize
 from internvqa.runtime.manifest import read_manifest
+from internvqa.runtime.metrics import srcc, video_accuracy
 
 DEFAULTS = dict(model="internvideo2_cpu", depth=4, dim=192, heads=3, mlp=768, patch=8, tub=1,
                 ls=0.1, size=56, crop="three", steps=276, bs=16, lr=5e-4, wd=0.05, warm=23,
@@ -195,14 +195,15 @@ class Probe:
         self.model.train()
         y = self.labels[vids]
         src = np.array([self.rows[v].source for v in vids])
-        per = {u: spearmanr(pred[src == u], y[src == u])[0] for u in sorted(set(src))}
+        per = {u: srcc(pred[src == u], y[src == u]) for u in sorted(set(src))}
         for u in per:  # within SRCC, mean prediction, mean MOS, prediction range (MOS points)
             p = pred[src == u]
             self.sources[u] = [round(float(per[u]), 3), round(100 * float(p.mean()), 1),
                                round(100 * float(y[src == u].mean()), 1),
                                round(100 * float(p.max() - p.min()), 1)]
-        within = np.mean(list(per.values()))
-        return float(spearmanr(pred, y)[0]), float(within), float(pred.max() - pred.min())
+        # pooled and within-source SRCC by the one evaluation (runtime.metrics.video_accuracy)
+        m = video_accuracy(list(100.0 * pred), [self.rows[v] for v in vids])
+        return float(m["srcc"]), float(m["within_source_srcc"]), float(pred.max() - pred.min())
 
     def run(self) -> dict:
         cfg = self.cfg
