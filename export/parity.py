@@ -16,7 +16,7 @@ from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.metrics import evaluate
 
-from .calibration import Feeds, only, video_clips
+from .calibration import Feeds, only
 
 Runner = Callable[[Feeds], tuple[np.ndarray, np.ndarray]]  # feeds -> (score, feature)
 
@@ -99,23 +99,27 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def video_scores(
-    rows: Sequence[ManifestRow], spec: ClipSpec, runners: dict[str, Runner], scale: dict,
-    progress: Callable[[int], None] | None = None,
+    rows: Sequence[ManifestRow], spec: ClipSpec, graphs: dict[str, str], scale: dict,
+    progress: Callable[[int], None] | None = None, threads: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-video score per runner: the mean over windows of each window's crop-mean mapped
-    to the bundle's scale (`scale_score`), as the runtime's Scorer pools."""
-    from internvqa.runtime.bundle import scale_score
+    """Per-video score of each ONNX graph, computed by the runtime itself: a `Scorer` over
+    the runtime's ONNX Runtime backend (`vqa-score`'s path: windows, side input, crop mean,
+    `scale_score`, pooled mean), so the accuracy bundle.json records is what users get."""
+    from pathlib import Path
 
-    out: dict[str, list[float]] = {k: [] for k in runners}
-    crops = spec.crops_per_window
+    from internvqa.runtime.backend_ort import OrtBackend
+    from internvqa.runtime.bundle import Bundle
+    from internvqa.runtime.scorer import Scorer
+
+    scorers = {}
+    for name, path in graphs.items():
+        bundle = Bundle(Path(path).parent, {"model": {"name": f"export:{name}"}}, spec,
+                        dict(scale), name)
+        scorers[name] = Scorer(bundle, backend=OrtBackend(path, threads=threads), batch_size=1)
+    out: dict[str, list[float]] = {k: [] for k in graphs}
     for row in rows:
-        raw: dict[str, list[float]] = {k: [] for k in runners}
-        for x in video_clips(row, spec):
-            for name, run in runners.items():
-                raw[name].append(float(run(x)[0][0]))
-        for name, values in raw.items():
-            windows = np.asarray(values).reshape(-1, crops).mean(1) if values else np.zeros(1)
-            out[name].append(float(np.mean([scale_score(scale, float(w)) for w in windows])))
+        for name, scorer in scorers.items():
+            out[name].append(float(scorer.score_file(row.abspath).score))
         if progress is not None:
             progress(1)
     return {k: np.asarray(v) for k, v in out.items()}

@@ -212,7 +212,8 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
                     meta_files.pop("model.fp16.onnx")
                     runners.pop("fp16")
 
-        accuracy = _accuracy(opts, rows, spec, ort_fp32, runners, scale, log)
+        graphs = {"fp32": fp32, **{n: files[f"model.{n}.onnx"] for n in runners}}
+        accuracy = _accuracy(opts, rows, spec, graphs, scale, log)
         latency: dict = {}
         if opts.int8 and opts.latency_runs > 0:
             from .latency import ort_latency
@@ -347,17 +348,18 @@ def _quantize(opts: ExportOptions, fp32: Path, rows, spec: ClipSpec, tmp: Path, 
     return out, meta
 
 
-def _accuracy(opts, rows, spec, ort_fp32, runners, scale, log: Log) -> dict:
+def _accuracy(opts, rows, spec, graphs: dict[str, Path], scale, log: Log) -> dict:
     split, held = calibration.held_out_rows(rows)
-    if not runners or not held:
+    if len(graphs) < 2 or not held:
         return {"note": "no held-out split with MOS in the manifest" if not held else
                 "only the FP32 graph was exported"}
     if opts.eval_videos:
         held = held[: opts.eval_videos]
-    log(f"scoring {len(held)} held-out ({split}) videos with {', '.join(['fp32', *runners])}")
+    log(f"scoring {len(held)} held-out ({split}) videos with {', '.join(graphs)} "
+        "(the runtime's Scorer)")
     bar = _bar(len(held), "accuracy", opts.progress)
     try:
-        scores = parity.video_scores(held, spec, {"fp32": ort_fp32, **runners}, scale,
+        scores = parity.video_scores(held, spec, {k: str(v) for k, v in graphs.items()}, scale,
                                      progress=bar.update)
     finally:
         bar.close()
