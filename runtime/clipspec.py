@@ -244,6 +244,12 @@ class WindowPlanner:
         self._next_window = 0
         self._seen = 0
 
+    @property
+    def next_start(self) -> int:
+        """First frame index of the next window not yet returned: frames before it are
+        needed by no window still to come."""
+        return self._next_window * self.spec.hop
+
     def needed(self, i: int) -> bool:
         s = self.spec
         first = max(0, (i - s.span + 1 + s.hop - 1) // s.hop)

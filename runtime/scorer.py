@@ -410,9 +410,7 @@ class ScoreStream:
         if bits is not None and (not isinstance(bits, (int, float)) or not bits > 0):
             raise UsageError(f"frame {self._n}: bits must be a positive number, got {bits!r}")
         if isinstance(frame, Frame):
-            f = Frame(self._n, self._n / self.fps, planes=frame._planes, rgb=frame._rgb,
-                      av_frame=frame._av, pix_fmt=frame._fmt, matrix=frame._matrix,
-                      color_range=frame._range, bits=frame.bits if bits is None else int(bits))
+            f = frame.renumbered(self._n, self._n / self.fps, bits)
         else:
             f = frame_from_array(self._n, frame, self.fps)
             f.bits = None if bits is None else int(bits)
