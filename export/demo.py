@@ -145,7 +145,7 @@ def _demo(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: i
     run_dir = runs / f"student-{tag}-from-shipped"
     argv = [_bin("vqa-distill"), "student", "--student", student, "--teacher", "default",
             "--mode", "frozen", "--views", "2", "--manifest", str(manifest), "--preset", "demo",
-            "--epochs", str(epochs), "--out", str(run_dir), "--no-progress"]
+            "--epochs", str(epochs), "--out", str(run_dir)]
     if init_name != "none":
         argv += ["--init", str(init_dir)]
     st.run(f"distil the student {student} from the shipped teacher (frozen-teacher mode)",
@@ -158,7 +158,7 @@ def _demo(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: i
     st.run("export FP32 / FP16 / INT8 (and a TensorRT engine where possible)",
            [_bin("vqa-export"), "--student", student, "--checkpoint", str(student_ckpt),
             "--int8", "--calib-clips", str(calib_clips), "--eval-videos", "20", "--out",
-            str(bundle), "--no-progress"],
+            str(bundle)],
            done=(bundle / "bundle.json").exists())
 
     out = work / "demo"
