@@ -223,7 +223,7 @@ def render(report: dict[str, Any]) -> str:
                   + ", vs the manifest's labels (libvmaf VMAF on the "
                   f"standard corpus); train split {acc['train_videos']} videos. Every row through "
                   "`bench.accuracy`; PLCC and RMSE after the VQEG logistic fit; s/video is the "
-                  "whole per-video cost on the shared machine.", "",
+                  "whole per-video cost (reading, decoding, scoring), one video at a time.", "",
                   *suite_accuracy.render(acc)]
     prec = report.get("precision")
     if prec:
@@ -252,8 +252,8 @@ def render(report: dict[str, Any]) -> str:
                       "(markers: codecs; lines: the fits above)."]
     if report.get("cuts"):
         lines += ["", "Cut from the full grid: " + "; ".join(report["cuts"]) + "."]
-    lines += ["", "Sections (1-minute load average at start / end; 2 cores: a load above 2 means "
-                  "another job shared them): " + ", ".join(
+    lines += ["", f"Sections (1-minute load average at start / end, on {m.get('cores')} cores; "
+                  "the suite's own encoder and ffmpeg threads count too): " + ", ".join(
         f"{s['name']} {s['status']} ({_f(s.get('seconds'))} s"
         + (f", load {s['load_average'][0]} / {s['load_average'][1]}" if s.get("load_average")
            else "") + ")"

@@ -45,9 +45,9 @@ FPS = 25
 DEFAULT_GRID = ",".join([*(f"{c}@{s}" for c in CODECS for s in SIZES), "h264@1080p/60s",
                          "h264@360p/60s"])
 # libvmaf by default: every 10 s clip up to 1080p, 2160p in H.264 only, and 60 s at 360p.
-# Measured here (2 shared cores) it runs at ~1.5-2x real time at 360p and slower than real
-# time from 1080p up; the rest of the grid (`--vmaf-clips all`: HEVC and AV1 at 2160p, 60 s
-# at 1080p) would add about 10 minutes to the suite.
+# On 2 cores it runs at ~3x real time at 360p and 0.14x at 2160p; the rest of the grid
+# (`--vmaf-clips all`: HEVC and AV1 at 2160p, 60 s at 1080p) measured 68 + 66 + 98 s plus
+# ~40 s for the 60 s reference (2026-12-01), i.e. ~4.5 more minutes.
 DEFAULT_VMAF = ("h264@360p,h264@720p,h264@1080p,h264@2160p,hevc@360p,hevc@720p,hevc@1080p,"
                 "av1@360p,av1@720p,av1@1080p,h264@360p/60s")
 ENGINES = ("default model, end to end", "default model, decode-only",
