@@ -45,20 +45,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from internvqa.bench.run_suite import _tool  # the one console-script lookup of the suites
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 BEGIN, END = "<!-- suite-demo:begin -->", "<!-- suite-demo:end -->"
 HETERO_DEFAULT = "timm:resnet18,timm:mobilenetv3_large_100"
-
-
-def _tool(name: str) -> list[str]:
-    """The console script of this venv (or PATH); `python -m` for our own bench."""
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return [str(here)]
-    found = shutil.which(name)
-    return [found] if found else [name]
 
 
 class Suite:

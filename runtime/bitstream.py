@@ -86,11 +86,6 @@ def side_vector(
     return out
 
 
-def pixel_only(batch: int) -> np.ndarray:
-    """The side input meaning 'no bitstream information' for `batch` rows."""
-    return np.zeros((batch, SIDE_DIM), dtype=np.float32)
-
-
 def describe(side: np.ndarray) -> str:
     """'pixels+bitstream' when every row carries bits, 'pixels' when none, else 'mixed'."""
     has = np.asarray(side, dtype=np.float32).reshape(-1, SIDE_DIM)[:, 0] > 0.5
