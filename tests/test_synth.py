@@ -181,3 +181,24 @@ def test_demo_holds_out_what_the_standard_corpus_holds_out(demo):
     assert {s for s, v in splits.items() if v == "val"} == {"horse", "gradient_checker"}
     assert synth.PRESETS["demo"].splits == {"camera": "test", "clock": "test", "horse": "val",
                                             "gradient_checker": "val"}
+
+
+def test_standard_splits_stay_pinned_when_sources_are_added():
+    """Sources added to the registry are drawn among themselves; every source of the first
+    build keeps its split (else a retrained model's test split would hold sources the
+    shipped model trained on), and a new path of a pinned scene follows its scene."""
+    p = synth.PRESETS["standard"]
+    pinned = dict(p.splits)
+    assert len(pinned) == 189 and sum(v == "test" for v in pinned.values()) == 23
+    names = sorted(pinned)
+    old = [synth.SourceEntry(n, n, i % 2 == 0) for i, n in enumerate(names)]
+    test_scene = next(n for n in names if pinned[n] == "test")
+    new = [synth.SourceEntry(f"new_photo_{i}", f"new_scene_{i}", True) for i in range(40)]
+    new.append(synth.SourceEntry("extra_path", test_scene, True))
+    got = synth.preset_splits(p, old + new, 0)
+    assert {n: got[n] for n in names} == pinned
+    assert got["extra_path"] == "test"
+    drawn = [got[e.name] for e in new[:-1]]
+    assert drawn.count("test") == 6 and drawn.count("val") == 4  # 15% / 10% of 40 scenes
+    # another seed is a fresh draw of everything, so the pins do not apply
+    assert synth.preset_splits(p, old + new, 1) != got

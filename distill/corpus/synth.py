@@ -175,6 +175,19 @@ class Preset:
     # seeded split: the demo holds out what the standard corpus holds out, so the shipped
     # model it distils from has never seen the demo's val/test sources either.
     splits: dict[str, str] = field(default_factory=dict)
+    # What a source missing from `splits` gets: "train" (demo), or "drawn": the seeded
+    # scene split among the unlisted scenes only (standard, whose `splits` pin the sources
+    # of its first build), so adding sources never moves an existing one into or out of
+    # the held-out splits. A new path of a pinned scene takes its scene's split.
+    unlisted: str = "train"
+    # The seed `splits` were drawn with; another seed draws everything afresh.
+    splits_seed: int | None = None
+
+
+def _pinned_splits(name: str) -> dict[str, str]:
+    """The committed source -> split map of a preset's first build (package data)."""
+    data = json.loads((Path(__file__).with_name(name)).read_text())
+    return dict(data["splits"])
 
 
 _DEMO_SOURCES = ("astronaut", "chelsea", "coffee", "brick", "plasma", "shapes", "horse",
@@ -205,6 +218,7 @@ _STANDARD = Preset(
     res_ladder=((2, "libx264", (26, 38)), (2, "libvpx-vp9", (50,)), (3, "libsvtav1", (45,))),
     labels="vmaf", media=True,
     max_paths={"photo": 3, "art": 2, "texture": 1, "video": 2}, hd=(1280, 720, 30),
+    splits=_pinned_splits("standard-splits.json"), unlisted="drawn", splits_seed=0,
 )
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
@@ -362,6 +376,23 @@ def split_scenes(entries: list[SourceEntry], seed: int) -> dict[str, str]:
         split = {sc: "test" if i < n_test else "val" if i < n_test + n_val else "train"
                  for i, sc in enumerate(order)}
         out.update({e.name: split[e.scene] for e in entries if e.natural == natural})
+    return out
+
+
+def preset_splits(p: Preset, entries: list[SourceEntry], seed: int) -> dict[str, str]:
+    """Source -> split for a build: the seeded draw, or the preset's fixed `splits` with
+    unlisted sources going to train or drawn among themselves (`Preset.unlisted`)."""
+    if not entries:
+        entries = builtin_entries(p)
+    pinned = p.splits if p.splits_seed in (None, seed) else {}
+    if not pinned:
+        return split_scenes(entries, seed) if p.media else split_sources(p.sources, seed)
+    if p.unlisted == "train":
+        return {e.name: pinned.get(e.name, "train") for e in entries}
+    scene_split = {e.scene: pinned[e.name] for e in entries if e.name in pinned}
+    out = {e.name: pinned.get(e.name) or scene_split.get(e.scene) for e in entries}
+    fresh = [e for e in entries if out[e.name] is None]
+    out.update(split_scenes(fresh, seed) if p.media else split_sources([e.name for e in fresh], seed))
     return out
 
 
@@ -709,9 +740,7 @@ def run_build(
                     f.cancel()
                 raise
 
-    splits = split_scenes(entries, seed) if p.media else split_sources(p.sources, seed)
-    if p.splits:
-        splits = {name: p.splits.get(name, "train") for name in splits}
+    splits = preset_splits(p, entries, seed)
     by_name = {e.name: e for e in entries}
     rows = []
     for j in jobs:
