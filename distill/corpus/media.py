@@ -245,6 +245,54 @@ _VC2_MEDIA = tuple(
     for n in ("berries", "kingswood", "trees")
 )
 
+# forensics-samples: phone photos and one 1080p phone clip (original-files/* is
+# CC-BY-SA-4.0 in the copyright file); left out: the 1024x768 WhatsApp copy, logos, the
+# screencast movie-hello.*.
+_FOR = "usr/share/forensics-samples/original-files/"
+_FORENSICS_MEDIA = tuple(_m(_FOR + f, k, "forensics_" + n) for f, k, n in [
+    ("pic1/IMG_20200827_231612.jpg", "photo", "circuit_board"),
+    ("pic1/IMG_1054.JPG", "photo", "city_railway"),
+    ("pic2/IMG_20200124_231153.jpg", "photo", "dog_on_tiles"),
+    ("pic2/IMG_20200608_111614.jpg", "photo", "dogs_in_park"),
+    ("pic2/IMG_20191224_234846.jpg", "photo", "christmas_table"),
+    ("movie1/VID_20191220_170832.mp4", "video", "dog_clip"),  # 1920x1080, 41 frames
+])
+# LXQt: the debian copyright gives wallpapers/* the package's LGPL-2.1+, the folder's own
+# License file CC-BY-SA-3.0 and credits stefonarch for eight photos; Valendas and cloud are
+# covered by that file but credited to no one. Left out: Butterfly-Kenneth-Wimer.jpg (98 KB
+# for 1920x1278: heavily compressed bokeh), the origami/triangle/wave/logo renders.
+_LXQT = "usr/share/lxqt/wallpapers/"
+_LXQT_MEDIA = tuple(
+    _m(_LXQT + f, "photo", "lxqt_" + Path(f).stem.replace("-", "_").lower(),
+       licence="CC-BY-SA-3.0",
+       author="stefonarch (standreas@riseup.net), LXQt Project Team" if credited
+       else "LXQt Project Team (wallpapers/License)")
+    for f, credited in [
+        ("after-the-rain.jpg", True), ("appleflower.png", True), ("beam.png", True),
+        ("butterfly.png", True), ("drop.png", True), ("flowers.png", True), ("fog.jpg", True),
+        ("this-is-not-windows.jpg", True), ("Valendas.png", False), ("cloud.png", False),
+    ]
+)
+# Tux Paint templates (Bill Kendrick, AUTHORS.txt): only four reach 1280x720; the others
+# are 604-1138 px wide.
+_TUXPAINT_MEDIA = tuple(
+    _m(f"usr/share/tuxpaint/templates/{n}.jpg", "photo", f"tuxpaint_{n}")
+    for n in ("cliff", "jellyfish", "rocks", "sun_behind_clouds")
+)
+_MALDIVES_MEDIA = (
+    _m("usr/share/sddm/themes/maldives/background.jpg", "photo", "sddm_maldives_jetty"),
+)
+_QTQUICK_MEDIA = (
+    _m("usr/lib/x86_64-linux-gnu/qt5/examples/quick/customitems/scrollbar/pics/niagara_falls.jpg",
+       "photo", "qtquick_niagara_falls"),
+)
+# ViSP: the 1927 Solvay conference group portrait (greyscale); the smaller copies, Klimt
+# (a painting), AprilTag/calibration targets and the synthetic castle sequence are left out.
+_VISP_MEDIA = (
+    _m("usr/share/visp-images-data/ViSP-images/Solvay/"
+       "Solvay_conference_1927_Version2_2126x1463.png", "photo", "visp_solvay_1927"),
+)
+
 
 def _deb(name: str, version: str, sha: str, reader: str, media: tuple[Media, ...], **kw) -> Package:
     return Package(name, version, "deb", sha, reader, media,
@@ -286,6 +334,26 @@ PACKAGES: tuple[Package, ...] = (
                    "vc2_conformance_data-1.0.0.dist-info/METADATA"),
             licence="GPL-3.0-only", author="BBC R&D", size_mb=248, optional=True,
             note="248 MB wheel for 3 photos; --skip vc2-conformance-data leaves it out"),
+    _deb("forensics-samples-files", "1.1.4-5",
+         "8710c751be1a71a88e343540ea1a5cab1fd349c2bcdf07626a27cfe68689e7c4", "dep5",
+         _FORENSICS_MEDIA, size_mb=30),
+    Package("lxqt-themes", "1.2.0-1", "deb",
+            "d518df36b515b09d36cb00b12645dd8ce170bb82bb0966297741905ce3edc8e1", "table",
+            _LXQT_MEDIA, legal=("usr/share/doc/lxqt-themes/copyright", _LXQT + "License"),
+            size_mb=26),
+    _deb("tuxpaint-data", "1:0.9.28-sdl2-1",
+         "f5d0de8f9a70d2efc1241d19f26168cb8bf279f1b77abd3631e7a1a55c40e5e5", "dep5",
+         _TUXPAINT_MEDIA, size_mb=8),
+    _deb("sddm-theme-maldives", "0.19.0-5",
+         "d19c0004785df6bccdee3090a0b2cf606fe5dc074183a478bdeb04094ff728e6", "dep5",
+         _MALDIVES_MEDIA, size_mb=2),
+    _deb("qtdeclarative5-examples", "5.15.8+dfsg-3",
+         "1602b071cdf66fa4711a47e0e341f4a4f70127c3ebfd7bbef1206a24dd488108", "dep5",
+         _QTQUICK_MEDIA, size_mb=5, note="amd64 build: elsewhere the pinned hash differs"),
+    _deb("visp-images-data", "3.5.0-1",
+         "8d78de2b5d0ff5536ae5c281b11a5011fd6e95cd717c2e0ebf38bacf57723a9d", "dep5", _VISP_MEDIA,
+         size_mb=75, optional=True,
+         note="75 MB for 1 greyscale photo; --skip visp-images-data leaves it out"),
 )
 
 
