@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -202,3 +203,18 @@ def test_standard_splits_stay_pinned_when_sources_are_added():
     assert drawn.count("test") == 6 and drawn.count("val") == 4  # 15% / 10% of 40 scenes
     # another seed is a fresh draw of everything, so the pins do not apply
     assert synth.preset_splits(p, old + new, 1) != got
+
+
+def test_standard_hd_subset_keeps_its_sources_when_sources_are_added():
+    p = synth.PRESETS["standard"]
+    assert len(p.hd_sources) == p.hd[2] == 30
+
+    def hd(entries):
+        return {j.source for j in synth.plan_jobs(p, 0, entries) if j.tier}
+
+    base = [synth.SourceEntry(n, n, True) for n in sorted(p.hd_sources | set(list(p.splits)[:60]))]
+    extra = [synth.SourceEntry(f"added_{i}", f"added_{i}", True) for i in range(40)]
+    assert hd(base) == hd(base + extra) == set(p.hd_sources)
+    # without the pins the seeded order would have moved the subset
+    unpinned = dataclasses.replace(p, hd_sources=frozenset())
+    assert {j.source for j in synth.plan_jobs(unpinned, 0, base + extra) if j.tier} != set(p.hd_sources)

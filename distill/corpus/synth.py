@@ -182,12 +182,14 @@ class Preset:
     unlisted: str = "train"
     # The seed `splits` were drawn with; another seed draws everything afresh.
     splits_seed: int | None = None
+    # Sources the hd subset takes first (then the first others that fit), so that a grown
+    # registry keeps the subset it was built with.
+    hd_sources: frozenset[str] = frozenset()
 
 
-def _pinned_splits(name: str) -> dict[str, str]:
-    """The committed source -> split map of a preset's first build (package data)."""
-    data = json.loads((Path(__file__).with_name(name)).read_text())
-    return dict(data["splits"])
+def _pinned(name: str) -> dict:
+    """A preset's committed split map and hd subset (package data)."""
+    return json.loads((Path(__file__).with_name(name)).read_text())
 
 
 _DEMO_SOURCES = ("astronaut", "chelsea", "coffee", "brick", "plasma", "shapes", "horse",
@@ -218,7 +220,8 @@ _STANDARD = Preset(
     res_ladder=((2, "libx264", (26, 38)), (2, "libvpx-vp9", (50,)), (3, "libsvtav1", (45,))),
     labels="vmaf", media=True,
     max_paths={"photo": 3, "art": 2, "texture": 1, "video": 2}, hd=(1280, 720, 30),
-    splits=_pinned_splits("standard-splits.json"), unlisted="drawn", splits_seed=0,
+    splits=dict(_pinned("standard-splits.json")["splits"]), unlisted="drawn", splits_seed=0,
+    hd_sources=frozenset(_pinned("standard-splits.json")["hd_sources"]),
 )
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
@@ -329,7 +332,9 @@ def plan_jobs(preset: Preset, seed: int, entries: list[SourceEntry] | None = Non
         w, h, n = preset.hd
         fits = [e for e in entries if e.item is None
                 or paths_for(e.item, w, h, frames=preset.frames) > e.path_index]
-        tiers.append((w, h, f"{w}x{h}", fits[:n]))
+        pinned = [e for e in fits if e.name in preset.hd_sources]
+        rest = [e for e in fits if e.name not in preset.hd_sources]
+        tiers.append((w, h, f"{w}x{h}", (pinned + rest)[:n]))
     for width, height, tier, group in tiers:
         for e in group:
             common = dict(source=e.name, width=width, height=height, frames=preset.frames,
