@@ -350,9 +350,13 @@ def evaluate(
 
 
 # ---- video-level evaluation over manifest rows -------------------------------------
-def ladder_key(row: ManifestRow) -> tuple[str, str, str]:
+def ladder_key(row: ManifestRow) -> tuple[str, str, str, str]:
+    """The rate-distortion ladder a row is a rung of: one source, codec and coded size *at
+    one display size* (a 1280x720 clip's half-resolution rung is coded at 640x360 like the
+    full-size rungs of the 640x360 clip of the same source, but it is another ladder)."""
     res = row.resolution or (f"{row.width}x{row.height}" if row.width and row.height else "")
-    return (row.source, row.codec, res)
+    display = f"{row.width}x{row.height}" if row.width and row.height else ""
+    return (row.source, row.codec, res, display)
 
 
 def within_source_srcc(preds: Sequence[float], rows: Sequence[ManifestRow]) -> float:

@@ -149,3 +149,19 @@ def test_metrics_module_is_torch_free():
 
     code = "import sys, internvqa.runtime.metrics; bad = {'torch', 'scipy', 'onnx'} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ladder_key_keeps_display_sizes_apart():
+    """A 1280x720 clip's half-size rung is coded at 640x360, as the 640x360 clip's own
+    ladder is; mixing the two ladders made labels look out of order (seen: 0.972)."""
+    from internvqa.runtime.manifest import ManifestRow
+
+    def row(crf, mos, w, res):
+        return ManifestRow(path="x", mos=mos, source="s", codec="libx264", crf=crf,
+                           width=w, height=w * 9 // 16, resolution=res)
+
+    rows = [row(22, 99, 640, "640x360"), row(32, 90, 640, "640x360"),  # the 360p clip
+            row(26, 80, 1280, "640x360"), row(38, 60, 1280, "640x360")]  # 720p clip's rung
+    keys = [M.ladder_key(r) for r in rows]
+    assert keys[0] == keys[1] and keys[2] == keys[3] and keys[0] != keys[2]
+    assert M.rd_order_pairs([r.mos for r in rows], keys, [r.crf for r in rows]) == (2, 2)
