@@ -5,9 +5,10 @@ It holds what compares engines rather than what scores video:
 
 - `bench`, `bench_cli`, `bench_report`: `vqa-bench` (latency percentiles, throughput,
   memory, accuracy vs MOS and vs the teacher; the table and the PNG report).
-- `torch_backend`: a project checkpoint run with PyTorch as an engine. `bench.open_engine`
-  is the one factory that turns an engine reference into a backend: a bundle through the
-  runtime's ONNX Runtime / TensorRT backends, a checkpoint through this module.
+- `bench.open_backend` is the one factory that turns an engine reference into a backend:
+  a bundle through the runtime's ONNX Runtime / TensorRT backends, a project checkpoint
+  through `internvqa.distill.torch_backend` (PyTorch; the same adapter export's parity
+  check runs).
 - `baseline`: the features+ridge peer baseline (fitted and saved here, not in the runtime).
 - `peers`: classic no-reference peers (BRISQUE, NIQE) and libvmaf (full reference) as
   `vqa-bench --peer` engines, torch-free.

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from internvqa.runtime.workspace import BEST, WORK_ENV, runs_dir, work_dir
+
 MODES = ("labels", "paper", "frozen", "label-free")
 
 
@@ -40,7 +42,7 @@ def main() -> None:
     ap.add_argument("--manifest", type=Path)
     ap.add_argument("--teacher", type=Path, help="Fine-tuned teacher checkpoint dir.")
     ap.add_argument("--student", default="vit_s")
-    ap.add_argument("--work", type=Path, default=Path(os.environ.get("INTERNVQA_WORK", "work")))
+    ap.add_argument("--work", type=Path, default=work_dir())
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int)
@@ -48,7 +50,7 @@ def main() -> None:
     ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--json", type=Path, help="Also write the results as JSON here.")
     a = ap.parse_args()
-    env = {**os.environ, "INTERNVQA_WORK": str(a.work)}
+    env = {**os.environ, WORK_ENV: str(a.work)}
     common = ["--threads", str(a.threads), "--seed", str(a.seed), "--no-progress"]
     timings: dict[str, float] = {}
     if a.manifest is None:
@@ -58,10 +60,10 @@ def main() -> None:
         a.manifest = Path(build_corpus(a.work / "corpus-demo", preset="demo", seed=a.seed))
         timings["corpus"] = time.perf_counter() - t0
     if a.teacher is None:
-        out = a.work / "runs" / "ablation" / "teacher"
+        out = runs_dir(a.work) / "ablation" / "teacher"
         timings["teacher"] = run_cli(["teacher", "--manifest", str(a.manifest), "--preset",
                                       "demo", "--out", str(out), *common], env)
-        a.teacher = out / "best"
+        a.teacher = out / BEST
     budget = []
     if a.epochs:
         budget += ["--epochs", str(a.epochs)]

@@ -28,15 +28,16 @@ What `vqa-bench` measures for each engine (a bundle precision, or a PyTorch chec
 Engines. `open_backend` is the one factory that turns what `--engine` names into a
 backend + bundle: a bundle (or a model file inside one) through the runtime's
 `create_backend` (ONNX Runtime, or TensorRT for a plan); a project checkpoint through
-`internvqa.bench.torch_backend` (PyTorch). The runtime itself keeps only the ONNX Runtime
-and TensorRT backends. This module imports no torch: the PyTorch branch imports torch and
-`internvqa.distill` inside the call, so benchmarking an ONNX bundle stays torch-free.
+`internvqa.distill.torch_backend` (PyTorch; the one torch `Backend`, which export's parity
+check uses too). The runtime itself keeps only the ONNX Runtime and TensorRT backends. This
+module imports no torch: the PyTorch branch imports it inside the call, so benchmarking an
+ONNX bundle stays torch-free. Videos are scored by `score_rows`
+(`internvqa.distill.row_scoring`, torch-free), the loop export's recorded accuracy runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import math
 import os
@@ -50,17 +51,19 @@ from typing import Any
 
 import numpy as np
 
+from internvqa.distill.row_scoring import coded_input as coded_input  # re-exported
+from internvqa.distill.row_scoring import score_rows
 from internvqa.runtime.bundle import META_NAME, Bundle, load_bundle
 from internvqa.runtime.clipspec import ClipSpec, windows_to_input
 from internvqa.runtime.errors import InternVQAError, UsageError
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.metrics import plcc, srcc, video_accuracy
+from internvqa.runtime.workspace import CHECKPOINT_FORMAT
+from internvqa.runtime.workspace import TEACHER_PREDICTIONS as TEACHER_PREDS
 
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
 ACCURACY_KEYS = ("srcc", "krcc", "plcc_linear", "plcc_logistic", "rmse_logistic", "rmse",
                  "rd_order_accuracy", "within_source_srcc")
-CHECKPOINT_FORMAT = "internvqa-checkpoint"
-TEACHER_PREDS = "teacher_predictions.csv"
 
 
 # ---- statistics ------------------------------------------------------------------------
@@ -261,11 +264,11 @@ def torch_backend(checkpoint: str | os.PathLike, device: str = "auto",
                   threads: int | None = None) -> tuple[Any, Bundle]:
     """A project checkpoint run with PyTorch, as a backend + pseudo-bundle.
 
-    `internvqa.bench.torch_backend` imports torch and `internvqa.distill`; it is imported
-    only here, when a checkpoint is benchmarked.
+    `internvqa.distill.torch_backend` imports torch; it is imported only here, when a
+    checkpoint is benchmarked.
     """
     try:
-        from internvqa.bench.torch_backend import load_torch_backend
+        from internvqa.distill.torch_backend import load_torch_backend
     except ImportError as exc:
         raise UsageError(f"benchmarking a PyTorch checkpoint needs torch ({exc.name} missing); "
                          "install the train extra") from None
@@ -354,39 +357,10 @@ def time_backend(backend, pool: np.ndarray, batch: int, frames_per_clip: int,
 
 
 # ---- accuracy --------------------------------------------------------------------------
-# The one video-level evaluation lives in the runtime (training reports use it too).
+# The one video-level evaluation lives in the runtime (training reports use it too); videos
+# are scored by `score_rows` (`internvqa.distill.row_scoring`), the loop export's recorded
+# accuracy runs too.
 accuracy = video_accuracy
-
-
-def coded_input(row: ManifestRow) -> tuple[str, tuple[int, int] | None]:
-    """(file to score, display size or None): `synth.coded_input` (a resolution-ladder rung
-    from its coded file at display size, where `vqa-data rungs` re-created it)."""
-    from internvqa.distill.corpus.synth import coded_input as corpus_coded_input
-
-    return corpus_coded_input(row)
-
-
-def score_rows(scorer, rows: Sequence[ManifestRow], progress: bool = True,
-               desc: str = "scoring") -> tuple[list[float | None], list[float], list[dict]]:
-    """Score each video with the runtime's Scorer: (pooled means, seconds each, failures).
-
-    Rows are scored from their coded files (`coded_input`)."""
-    from tqdm import tqdm
-
-    preds: list[float | None] = []
-    seconds: list[float] = []
-    failures: list[dict] = []
-    for row in tqdm(rows, desc=desc, unit="video", disable=not progress, leave=False):
-        t0 = time.perf_counter()
-        try:
-            path, display = coded_input(row)
-            result = scorer.score_file(path, display=display)
-            preds.append(result.score)
-        except InternVQAError as exc:
-            preds.append(None)
-            failures.append({"path": row.path, "error": " ".join(str(exc).split())})
-        seconds.append(time.perf_counter() - t0)
-    return preds, seconds, failures
 
 
 def recorded_accuracy(meta: dict[str, Any], precision: str) -> dict[str, Any] | None:
@@ -464,34 +438,6 @@ def find_teacher_predictions(meta: dict[str, Any], bundle_dir: Path | None = Non
         if len(hits) == 1:
             return hits[0], f"beside the source checkpoint ({runs})"
     return None, "no teacher predictions found (give --teacher-preds CSV or --teacher CKPT)"
-
-
-def read_teacher_predictions(path: str | os.PathLike) -> dict[str, float]:
-    """teacher_predictions.csv -> {key: pred}; keys are the path as written and resolved."""
-    path = Path(path)
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read teacher predictions {path}: {exc}") from None
-    if not rows or "path" not in rows[0] or "pred" not in rows[0]:
-        raise UsageError(f"{path}: expected a CSV with columns path, pred (and mos, split)")
-    out: dict[str, float] = {}
-    for i, r in enumerate(rows, start=2):
-        try:
-            v = float(r["pred"])
-        except (TypeError, ValueError):
-            raise UsageError(f"{path}:{i}: pred is not a number: {r['pred']!r}") from None
-        raw = (r["path"] or "").strip()
-        for key in _path_keys(raw, path.parent):
-            out.setdefault(key, v)
-    return out
-
-
-def _path_keys(raw: str, base: Path) -> list[str]:
-    p = Path(raw)
-    keys = [raw, str(p.resolve()) if p.is_absolute() else str((base / p).resolve())]
-    keys.append("/".join(p.parts[-2:]))  # e.g. "libx264/astronaut_crf20.mp4"
-    return keys
 
 
 def match_teacher(rows: Sequence[ManifestRow], table: dict[str, float]) -> list[float | None]:

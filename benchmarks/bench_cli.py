@@ -36,8 +36,9 @@ import click
 
 from internvqa.bench.peers.engines import PEER_NAMES
 from internvqa.runtime.backend import DEVICES
-from internvqa.runtime.cli_common import main_entry
+from internvqa.runtime.cli_common import Command, main_entry
 from internvqa.runtime.errors import UsageError
+from internvqa.runtime.workspace import read_teacher_predictions
 
 
 def _clean(obj: Any) -> Any:
@@ -70,7 +71,7 @@ def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts)
     from internvqa.bench import bench
 
     if teacher_preds is not None:
-        return bench.read_teacher_predictions(teacher_preds), str(teacher_preds)
+        return read_teacher_predictions(teacher_preds), str(teacher_preds)
     if teacher is not None:
         backend, pseudo = bench.open_backend(bench.EngineRef(teacher, "pytorch", "checkpoint"),
                                              opts.device, opts.threads)
@@ -83,7 +84,7 @@ def _teacher_table(teacher_preds: Path | None, teacher: Path | None, rows, opts)
     return None, ""
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--engine", "engines", multiple=True, metavar="PATH",
               help="Bundle dir, .onnx/.plan inside a bundle, or checkpoint dir. Repeatable.")
 @click.option("--precision", default=None, metavar="P[,P]",
@@ -149,7 +150,7 @@ def bench(engines, precision, data, split, limit, batch_text, warmup, min_iters,
             meta = _engine_meta(ref)
             path, how = b.find_teacher_predictions(meta, ref.path if ref.path.is_dir() else ref.path.parent)
             if path is not None:
-                t_table, t_source = b.read_teacher_predictions(path), f"{path} ({how})"
+                t_table, t_source = read_teacher_predictions(path), f"{path} ({how})"
             else:
                 t_note = how
         if opts.progress:

@@ -46,6 +46,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from internvqa.export.stages import CURRENT, StageRun, Stages, console_script
+from internvqa.runtime.workspace import demo_corpus_dir, work_dir
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
@@ -73,25 +76,22 @@ def log(text: str) -> None:
     print(f"[suite] {text}", file=sys.stderr, flush=True)
 
 
-def _tool(name: str) -> list[str]:
-    here = Path(sys.executable).parent / name
-    if here.exists():
-        return [str(here)]
-    found = shutil.which(name)
-    return [found] if found else [name]
-
-
 def resolve_manifest(wanted: str, work: Path) -> tuple[Path | None, str | None]:
     """(manifest, fallback note): `wanted` when it exists, else the demo corpus (built once)."""
     p = Path(wanted)
     if p.is_file():
         return p, None
-    demo = work / "corpus" / "demo" / "manifest.csv"
+    demo = demo_corpus_dir(work) / "manifest.csv"
     note = f"{wanted} is absent: fell back to the demo corpus {demo}"
-    if not demo.is_file():
-        argv = [*_tool("vqa-data"), "synth", "--out", str(demo.parent), "--preset", "demo"]
-        log(f"{note}; building it: {shlex.join(argv)}")
-        subprocess.run(argv, cwd=REPO, check=False)
+
+    def report(event: str, run: StageRun) -> None:
+        if event == "start":
+            log(f"{note}; building it: {shlex.join(run.argv)}")
+
+    built = Stages(report, cwd=REPO).run(
+        "corpus", [*console_script("vqa-data"), "synth", "--out", str(demo.parent), "--preset", "demo"],
+        current=demo.is_file())
+    if built.status != CURRENT:
         note += " (built by `vqa-data synth --preset demo`)"
     return (demo if demo.is_file() else None), note
 
@@ -272,7 +272,7 @@ def save(report: dict[str, Any], args, started: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     from internvqa.bench.suite_speed import DEFAULT_GRID, DEFAULT_VMAF
 
-    work = Path(os.environ.get("INTERNVQA_WORK", "work"))
+    work = work_dir()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=str(work), help="work folder (default $INTERNVQA_WORK or ./work)")

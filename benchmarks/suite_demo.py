@@ -39,13 +39,22 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from internvqa.bench.run_suite import _tool  # the one console-script lookup of the suites
+from internvqa.export.stages import FAILED, StageRun, Stages
+from internvqa.export.stages import console_script as _tool  # the one console-script lookup
+from internvqa.runtime.workspace import (
+    BEST,
+    BUNDLE_FILE,
+    bundle_dir,
+    latest_bundle_link,
+    run_dir,
+    teacher_checkpoints,
+    work_dir,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -60,32 +69,32 @@ class Suite:
         self.work = Path(args.work)
         self.steps: list[dict[str, Any]] = []
         self.commands: list[str] = []
+        self.stages = Stages(self._report, cwd=REPO, timeout=args.step_timeout, ok_codes=(0, 1))
 
     # ---- plumbing ------------------------------------------------------------------
     def log(self, text: str) -> None:
         print(f"[suite] {text}", file=sys.stderr, flush=True)
 
+    @staticmethod
+    def _command(argv: list[str]) -> str:
+        return shlex.join(argv).replace(f"{REPO}/", "")
+
+    def _report(self, event: str, run: StageRun) -> None:
+        if event == "start":
+            self.log(f"{run.name}: {self._command(run.argv)}")
+        elif run.status == FAILED:
+            self.log(f"{run.name}: FAILED ({run.reason})")
+
     def run(self, name: str, argv: list[str], timeout: int | None = None) -> dict[str, Any]:
         """Run one command; record it (exact argv), its status and the tail of its output."""
-        cmd = shlex.join(argv).replace(f"{REPO}/", "")
+        cmd = self._command(argv)
         self.commands.append(cmd)
-        self.log(f"{name}: {cmd}")
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.run(argv, cwd=REPO, text=True, stdout=subprocess.PIPE,
-                                  stderr=None if self.args.verbose else subprocess.PIPE,
-                                  timeout=timeout or self.args.step_timeout)
-            rc, err = proc.returncode, (proc.stderr or "")
-        except FileNotFoundError as exc:
-            rc, err = 127, str(exc)
-        except subprocess.TimeoutExpired:
-            rc, err = 124, f"timed out after {timeout or self.args.step_timeout} s"
-        step = {"name": name, "command": cmd, "rc": rc, "seconds": round(time.perf_counter() - t0, 1),
-                "status": "ok" if rc in (0, 1) else "failed"}
-        if rc not in (0, 1):
-            lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-            step["error"] = " | ".join(lines[-3:])[:600] if lines else f"exit {rc}"
-            self.log(f"{name}: FAILED ({step['error']})")
+        done = self.stages.run(name, argv, capture=True, capture_stderr=not self.args.verbose,
+                               timeout=timeout)
+        step = {"name": name, "command": cmd, "rc": done.returncode,
+                "seconds": round(done.seconds, 1), "status": done.status}
+        if done.status == FAILED:
+            step["error"] = done.reason
         self.steps.append(step)
         return step
 
@@ -111,8 +120,8 @@ class Suite:
         return self.manifest.is_file()
 
     def teacher_dir(self) -> Path | None:
-        hits = sorted(self.work.glob("runs/teacher-*/best/config.json"))
-        return hits[0].parent if hits else None
+        hits = teacher_checkpoints(self.work)
+        return hits[0] if hits else None
 
     def ensure_teacher(self) -> Path | None:
         if (t := self.teacher_dir()) is not None:
@@ -123,7 +132,7 @@ class Suite:
         return self.teacher_dir()
 
     def student_dir(self, student: str) -> Path:
-        return self.work / "runs" / f"student-{student.replace(':', '_').replace('/', '_')}" / "best"
+        return run_dir("student", student, self.work) / BEST
 
     def ensure_student(self, student: str, teacher: Path | None) -> Path | None:
         d = self.student_dir(student)
@@ -165,8 +174,8 @@ class Suite:
         return json.loads(out.read_text()) if out.is_file() else None
 
     def bundle_dir(self) -> Path | None:
-        for d in (self.work / "bundles" / "latest", self.work / "bundles" / "vit_s"):
-            if (d / "bundle.json").is_file():
+        for d in (latest_bundle_link(self.work), bundle_dir("vit_s", self.work)):
+            if (d / BUNDLE_FILE).is_file():
                 return d
         return None
 
@@ -344,7 +353,7 @@ def write_results(section: str, path: Path = RESULTS) -> None:
 
 # ---- main ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    work = Path(os.environ.get("INTERNVQA_WORK", "work"))
+    work = work_dir()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default=str(work), help="work folder (default $INTERNVQA_WORK or ./work)")

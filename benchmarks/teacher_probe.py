@@ -39,11 +39,12 @@ import torch.nn.functional as F
 from internvqa.distill.corpus.fr_metrics import ms_ssim, psnr
 from internvqa.distill.corpus.sources import SourceSpec, bt601_luma, render_source
 from internvqa.distill.corpus.synth import pseudo_mos
-from internvqa.distill.data import build_window_cache, split_videos, work_dir
+from internvqa.distill.data import build_window_cache, split_videos
 from internvqa.distill.models import create_model
 from internvqa.runtime.clipspec import PRESETS, crop_clip, normalize
 from internvqa.runtime.manifest import read_manifest
 from internvqa.runtime.metrics import srcc, video_accuracy
+from internvqa.runtime.workspace import work_dir
 
 DEFAULTS = dict(model="internvideo2_cpu", depth=4, dim=192, heads=3, mlp=768, patch=8, tub=1,
                 ls=0.1, size=56, crop="three", steps=276, bs=16, lr=5e-4, wd=0.05, warm=23,
@@ -190,7 +191,7 @@ class Probe:
         vids = self.splits[split]
         pred = np.array([
             self.model(torch.from_numpy(np.concatenate(
-                [normalize(self.spec, self._eval_crops(c)) for c in self.windows[v]])))[1]
+                [normalize(self.spec, self._eval_crops(c)) for c in self.windows[v]])))[0]
             .mean().item() for v in vids])
         self.model.train()
         y = self.labels[vids]
@@ -217,7 +218,7 @@ class Probe:
             for grp in opt.param_groups:
                 grp["lr"] = cfg["lr"] * warm * 0.5 * (1 + np.cos(np.pi * step / cfg["steps"]))
             x, y = self.batch()
-            s = self.model(x)[1].view(-1)
+            s = self.model(x)[0].view(-1)
             loss = self.loss(s, y)
             opt.zero_grad()
             loss.backward()

@@ -32,14 +32,13 @@ from safetensors.torch import load_file, save_file
 
 from internvqa.runtime.atomic import atomic_directory, atomic_write_json
 from internvqa.runtime.errors import CheckpointError, UsageError
+from internvqa.runtime.workspace import CHECKPOINT_FORMAT, CONFIG_FILE, WEIGHTS_FILE
 
 from .models.pos_embed import infer_grid, resize_pos_embed, resize_spatial, resize_temporal
 from .models.registry import create_from_config, model_config
 
-FORMAT = "internvqa-checkpoint"
+FORMAT = CHECKPOINT_FORMAT
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 
 StateDict = dict[str, torch.Tensor]
 

@@ -11,12 +11,14 @@ import sys
 
 import click
 
+from internvqa.runtime.cli_common import Group
+
 from .import_cli import import_command
 from .models.listing import models_command
 from .train_cli import hybrid_command, student_command, teacher_command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Train InternVQA models: teacher fine-tuning on MOS and distillation into students.
 

@@ -40,17 +40,13 @@ from torch.utils.data.distributed import DistributedSampler
 
 from internvqa.runtime.atomic import atomic_directory, atomic_write_json
 from internvqa.runtime.bitstream import CODEC_FAMILIES, codec_family, side_vector
-from internvqa.runtime.clipspec import ClipSpec, crop_clip, normalize
+from internvqa.runtime.clipspec import ClipSpec, crop_clip, normalize, single_threaded_opencv
 from internvqa.runtime.errors import ManifestError, VideoError
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.video import VideoInfo, iter_windows, open_video
+from internvqa.runtime.workspace import work_dir
 
 CACHE_FORMAT = 2  # 2: per-window bits and span, per-video coded size and codec
-
-
-def work_dir() -> Path:
-    """Root for caches and runs: `$INTERNVQA_WORK`, else `./work`."""
-    return Path(os.environ.get("INTERNVQA_WORK", "work"))
 
 
 def cache_key(rows: Sequence[ManifestRow], spec: ClipSpec) -> str:
@@ -117,6 +113,7 @@ def build_window_cache(
     rows: Sequence[ManifestRow], spec: ClipSpec, root: Path | None = None, progress: bool = False
 ) -> WindowCache:
     """Decode every video once into `<root>/cache/clips/<key>/` (reused when present)."""
+    single_threaded_opencv()  # before the first OpenCV call and any DataLoader fork
     folder = (root or work_dir()) / "cache" / "clips" / cache_key(rows, spec)
     if (folder / "index.json").is_file():
         return WindowCache(folder)
@@ -360,6 +357,7 @@ class ShardSampler(Sampler[int]):
 def train_loader(ds: Dataset, batch_size: int, seed: int, epoch: int, workers: int = 0,
                  rank: int = 0, world: int = 1) -> DataLoader:
     """Shuffled loader for one epoch: the order depends only on (seed, epoch)."""
+    single_threaded_opencv()  # workers fork from this process: no OpenCV pool to inherit
     if hasattr(ds, "set_epoch"):
         ds.set_epoch(epoch)
     sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=seed)
@@ -372,6 +370,7 @@ def train_loader(ds: Dataset, batch_size: int, seed: int, epoch: int, workers: i
 
 def eval_loader(ds: Dataset, batch_size: int, workers: int = 0, rank: int = 0,
                 world: int = 1) -> DataLoader:
+    single_threaded_opencv()  # workers fork from this process: no OpenCV pool to inherit
     return DataLoader(ds, batch_size=batch_size, sampler=ShardSampler(len(ds), rank, world),
                       num_workers=workers, worker_init_fn=seed_worker,
                       multiprocessing_context=_worker_context(workers))

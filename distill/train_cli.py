@@ -15,8 +15,9 @@ from pathlib import Path
 import click
 import torch
 
+from internvqa.runtime.cli_common import Command
 from internvqa.runtime.clipspec import PRESETS, ClipSpec
-from internvqa.runtime.errors import InternVQAError, ManifestError, UsageError
+from internvqa.runtime.errors import ManifestError, UsageError
 from internvqa.runtime.manifest import ManifestRow, read_manifest
 
 from . import distributed as D
@@ -102,7 +103,7 @@ def cached_windows(rows, spec, info: D.DistInfo, progress: bool):
 
 
 def _run(body, **kw) -> None:
-    """Run a command body; user errors become one line and exit 2.
+    """Run a command body (its errors are reported by `cli_common.Command`).
 
     On success every rank meets at a barrier before the process group is destroyed: a
     rank that tore gloo down while rank 0 was still writing its report aborted now and
@@ -111,15 +112,12 @@ def _run(body, **kw) -> None:
     try:
         body(**kw)
         D.barrier()
-    except InternVQAError as exc:
-        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        sys.exit(exc.exit_code)
     finally:
         D.teardown()
 
 
 # ---------------------------------------------------------------------------- teacher
-@click.command("teacher")
+@click.command("teacher", cls=Command)
 @click.option("--manifest", required=True, type=click.Path(path_type=Path),
               help="Manifest CSV with MOS and splits.")
 @click.option("--model", help="Teacher architecture (default: the preset's).")
@@ -209,7 +207,7 @@ def _teacher(manifest, model, init, preset, clip_spec, freeze_blocks, drop_path,
 
 
 # ---------------------------------------------------------------------------- student
-@click.command("student")
+@click.command("student", cls=Command)
 @click.option("--student", "student_name", default="vit_s", show_default=True,
               help="Student: vit_s, vit_b, vit_l, vit_tiny or timm:<name>.")
 @click.option("--teacher", "teacher_dir", required=True, type=click.Path(path_type=Path),
@@ -299,7 +297,7 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
 
 
 # ---------------------------------------------------------------------------- hybrid
-@click.command("hybrid")
+@click.command("hybrid", cls=Command)
 @click.option("--from", "checkpoint", required=True, type=click.Path(path_type=Path),
               help="A trained pixel model's checkpoint folder (timm:<backbone>, e.g. RUN/best).")
 @click.option("--manifest", required=True, type=click.Path(path_type=Path),

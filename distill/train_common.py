@@ -31,8 +31,7 @@ import torch.nn as nn
 from internvqa.runtime.atomic import atomic_write_bytes
 from internvqa.runtime.bundle import DEFAULT_SCORE_SCALE, VMAF_SCORE_SCALE
 from internvqa.runtime.errors import CheckpointError, UsageError
-
-from .data import work_dir
+from internvqa.runtime.workspace import run_dir
 
 # The one score-scale definition lives with the bundle format (runtime); checkpoints carry
 # the same dict so export copies it unchanged.
@@ -180,7 +179,7 @@ def seed_everything(seed: int) -> None:
 
 # ---------------------------------------------------------------------------- run folder
 def default_run_dir(kind: str, model: str) -> Path:
-    return work_dir() / "runs" / f"{kind}-{model.replace(':', '_').replace('/', '_')}"
+    return run_dir(kind, model)  # <work>/runs/<kind>-<model>: the workspace's naming
 
 
 def save_resume_state(path: Path, state: dict[str, Any]) -> None:

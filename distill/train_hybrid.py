@@ -77,7 +77,7 @@ def _part_rows(model: TimmStudent, rows: Sequence[ManifestRow], first: int, spec
                 for w in iter_windows(src, spec, crop_only=True):
                     x = torch.from_numpy(windows_to_input(spec, [w.clip]))
                     with torch.inference_mode():
-                        feat, _ = model(x)
+                        _, feat = model(x)
                     idx = [i for i in w.frame_indices if per_frame is not None and i < len(per_frame)]
                     label = float(np.mean(per_frame[idx])) if idx else float(row.mos or np.nan)
                     out["video"].append(vid)

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from internvqa.runtime.atomic import append_line, repair_torn_tail
 from internvqa.runtime.errors import CheckpointError
+from internvqa.runtime.workspace import RESUME_STATE
 
 from . import distributed as D
 from .data import train_loader
@@ -85,7 +86,7 @@ def fit(
 ) -> FitResult:
     """Train `task` for `cfg.epochs`, evaluating, checkpointing and logging every epoch."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_path = run_dir / "resume_state.pt"
+    state_path = run_dir / RESUME_STATE
     model = task.trainable
     groups = param_groups(task.optim_modules(), cfg.lr, cfg.weight_decay, cfg.layer_decay)
     params = [p for g in groups for p in g["params"]]

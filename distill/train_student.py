@@ -107,7 +107,7 @@ def teacher_targets(teacher: nn.Module, ds: TrainWindows, teacher_sha: str, view
     for s in range(0, len(jobs), batch_size):
         chunk = jobs[s : s + batch_size]
         xs = [ds.render(ds.videos[i], ds.fixed_view_rng(ds.videos[i], k))[1] for i, k in chunk]
-        feat, score = teacher(torch.from_numpy(np.stack(xs)).to(info.device))
+        score, feat = teacher(torch.from_numpy(np.stack(xs)).to(info.device))
         for j, ik in enumerate(chunk):
             out[ik] = (feat[j].float().cpu().numpy(), float(score[j]))
     merged: dict = {}
@@ -184,11 +184,11 @@ class StudentTask:
         if self.mode in ("frozen", "label-free"):
             rows = torch.tensor([self.pos[int(v)] for v in batch["video"]])
             views = batch["view"].long()
-            t = (self.t_feats[rows, views].to(dev), self.t_scores[rows, views].to(dev))
+            t = (self.t_scores[rows, views].to(dev), self.t_feats[rows, views].to(dev))
         return distill_loss(self.mode, s, t, None if self.mode == "label-free" else mos)
 
     def _student_scores(self, x: torch.Tensor) -> torch.Tensor:
-        return self.student(x)[1]  # not the pair: evaluation needs no teacher pass
+        return self.student(x)[0]  # not the pair: evaluation needs no teacher pass
 
     def evaluate(self, split: str | None = None, model: nn.Module | None = None) -> dict:
         split = split or self.heldout
@@ -196,7 +196,7 @@ class StudentTask:
             return {}
         ds = self.eval_set if split == self.heldout else EvalWindows(
             self.cache, self.rows, split_videos(self.rows)[split])
-        fwd = self._student_scores if model is None else (lambda x: model(x)[1])
+        fwd = self._student_scores if model is None else (lambda x: model(x)[0])
         (model or self.trainable).eval()
         preds = predict_videos(fwd, ds, self.cfg.eval_batch_size, self.info,
                                workers=self.cfg.workers)

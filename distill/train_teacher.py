@@ -15,18 +15,17 @@ demo clip spec; see `DEMO` for the settings and benchmarks/RESULTS.md for what i
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from internvqa.runtime.atomic import atomic_write_json, atomic_write_text
+from internvqa.runtime.atomic import atomic_write_json
 from internvqa.runtime.clipspec import PRESETS, ClipSpec
 from internvqa.runtime.errors import UsageError
 from internvqa.runtime.manifest import ManifestRow
+from internvqa.runtime.workspace import BEST, TEACHER_PREDICTIONS, write_teacher_predictions
 
 from . import distributed as D
 from .checkpoint import load_official_weights, save_checkpoint
@@ -117,12 +116,12 @@ class TeacherTask:
         if self.hybrid:
             args.append(batch["side"].to(self.info.device))
         with autocast(self.info.device, amp):
-            _, score = self.trainable(*args)
+            score, _ = self.trainable(*args)
         loss = score_loss(score, batch["label"].to(self.info.device))
         return loss, {"mse": float(loss.detach())}
 
     def scores(self, x: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
-        return self.trainable(x, side)[1] if self.hybrid else self.trainable(x)[1]
+        return self.trainable(x, side)[0] if self.hybrid else self.trainable(x)[0]
 
     def evaluate(self, split: str | None = None) -> dict:
         split = split or self.heldout
@@ -168,13 +167,8 @@ def build_teacher(name: str, spec: ClipSpec, drop_path: float, init: str | None,
 
 def write_predictions(path: Path, preds: dict[int, float], rows: list[ManifestRow]) -> None:
     """`path, mos, pred, split` per held-out video, pred on the 0-100 MOS scale."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["path", "mos", "pred", "split"])
-    for v, p in sorted(preds.items()):
-        r = rows[v]
-        w.writerow([str(r.abspath), "" if r.mos is None else r.mos, f"{p * 100.0:.4f}", r.split])
-    atomic_write_text(path, buf.getvalue())
+    write_teacher_predictions(path, [(str(rows[v].abspath), rows[v].mos, p * 100.0, rows[v].split)
+                                     for v, p in sorted(preds.items())])
 
 
 def finish_teacher(task: TeacherTask, run_dir: Path, result: FitResult) -> dict:
@@ -193,7 +187,7 @@ def finish_teacher(task: TeacherTask, run_dir: Path, result: FitResult) -> dict:
             preds.update(task.last_preds)
     if task.info.is_main:
         if preds:
-            write_predictions(run_dir / "best" / "teacher_predictions.csv", preds, task.rows)
+            write_predictions(run_dir / BEST / TEACHER_PREDICTIONS, preds, task.rows)
         atomic_write_json(run_dir / "report.json", report)
         print(print_table([(f"teacher {s}", m) for s, m in report["heldout"].items()]))
     return report

@@ -14,35 +14,24 @@ print one `error: ...` line and exit 2, leaving nothing half-written.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from internvqa.runtime.errors import CheckpointError, InternVQAError, UsageError
+from internvqa.runtime.cli_common import Command
+from internvqa.runtime.errors import UsageError
+from internvqa.runtime.workspace import (
+    bundle_dir,
+    bundles_dir,
+    latest_checkpoint,
+    point_latest,
+    work_dir,
+)
 
 
-def work_dir() -> Path:
-    return Path(os.environ.get("INTERNVQA_WORK", "work"))
-
-
-def latest_checkpoint(work: Path, student: str) -> Path:
-    """Most recently modified `<work>/runs/student-<name>*/best` (the distill convention)."""
-    safe = student.replace(":", "_").replace("/", "_")
-    runs = work / "runs"
-    found = {p for pat in (f"student-{safe}", f"student-{safe}-*", f"student-{safe}_*")
-             for p in runs.glob(f"{pat}/best") if p.is_dir()}
-    if not found:
-        raise CheckpointError(
-            f"no distilled {student} checkpoint found under {runs} (expected "
-            f"{runs}/student-{safe}*/best); train one with `vqa-distill student --student "
-            f"{student}` or pass --checkpoint DIR"
-        )
-    return max(found, key=lambda p: p.stat().st_mtime)
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, interrupted="interrupted (nothing was written)",
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--student", help="Model name (vit_s, vit_b, timm:resnet18 ...): finds its latest "
               "checkpoint and checks that --checkpoint holds this architecture.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint directory.")
@@ -81,43 +70,34 @@ def main(student, checkpoint, manifest, out, int8, fp16, engine, engine_only, ca
     def log(msg: str) -> None:
         click.echo(f"[vqa-export] {msg}", err=True)
 
-    try:
-        if engine_only is not None:
-            from .engine_only import add_engine
+    if engine_only is not None:
+        from .engine_only import add_engine
 
-            result = add_engine(engine_only, max_batch, work_dir(), log)
-            _report(result, as_json)
-            return
-        from .pipeline import ExportOptions, bundle_dir_name, run_export, update_latest
-
-        if student is None and checkpoint is None:
-            raise UsageError("give --student NAME (latest checkpoint) or --checkpoint DIR")
-        work = work_dir()
-        ckpt = checkpoint or latest_checkpoint(work, student)
-        if out is None:
-            from internvqa.distill.checkpoint import read_checkpoint_config
-
-            arch = student or read_checkpoint_config(ckpt)["model"]["architecture"]
-            out = work / "bundles" / bundle_dir_name(arch)
-        opts = ExportOptions(
-            checkpoint=Path(ckpt), out=Path(out), work=work, manifest=manifest,
-            expect_architecture=student, int8=int8, fp16=fp16, engine=engine,
-            calib_clips=calib_clips, calib_method=calib_method, quantizer=quantizer,
-            parity_clips=parity_clips, eval_videos=eval_videos, latency_runs=latency_runs,
-            max_batch=max_batch, triton=triton, progress=not no_progress and sys.stderr.isatty(),
-        )
-        result = run_export(opts, log)
-        bundles_root = work / "bundles"
-        if Path(out).resolve().parent == bundles_root.resolve():
-            update_latest(bundles_root, result.bundle)
+        result = add_engine(engine_only, max_batch, work_dir(), log)
         _report(result, as_json)
-    except (InternVQAError, OSError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        click.echo(f"error: {msg}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("error: interrupted (nothing was written)", err=True)
-        sys.exit(130)
+        return
+    from .pipeline import ExportOptions, run_export
+
+    if student is None and checkpoint is None:
+        raise UsageError("give --student NAME (latest checkpoint) or --checkpoint DIR")
+    work = work_dir()
+    ckpt = checkpoint or latest_checkpoint(student, work)
+    if out is None:
+        from internvqa.distill.checkpoint import read_checkpoint_config
+
+        arch = student or read_checkpoint_config(ckpt)["model"]["architecture"]
+        out = bundle_dir(arch, work)
+    opts = ExportOptions(
+        checkpoint=Path(ckpt), out=Path(out), work=work, manifest=manifest,
+        expect_architecture=student, int8=int8, fp16=fp16, engine=engine,
+        calib_clips=calib_clips, calib_method=calib_method, quantizer=quantizer,
+        parity_clips=parity_clips, eval_videos=eval_videos, latency_runs=latency_runs,
+        max_batch=max_batch, triton=triton, progress=not no_progress and sys.stderr.isatty(),
+    )
+    result = run_export(opts, log)
+    if Path(out).resolve().parent == bundles_dir(work).resolve():
+        point_latest(result.bundle, work)
+    _report(result, as_json)
 
 
 def _report(result, as_json: bool) -> None:

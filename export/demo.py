@@ -20,60 +20,54 @@ the summary (`--fresh` rebuilds everything).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import click
 
+from internvqa.runtime.cli_common import Command
 from internvqa.runtime.errors import InternVQAError, UsageError
 from internvqa.runtime.manifest import read_manifest
+from internvqa.runtime.workspace import (
+    BEST,
+    BUNDLE_FILE,
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    bundle_dir,
+    demo_corpus_dir,
+    run_dir,
+    work_dir,
+)
+
+from .stages import CURRENT, RAN, SKIPPED, StageRun, Stages, console_script, is_current
 
 
-def _work() -> Path:
-    return Path(os.environ.get("INTERNVQA_WORK", "work"))
-
-
-def _bin(name: str) -> str:
-    """The console script next to this interpreter (the venv's), else on PATH."""
-    cand = Path(sys.executable).parent / name
-    return str(cand) if cand.exists() else (shutil.which(name) or name)
-
-
-class Stage:
-    """Prints a numbered stage header and its wall time."""
+class DemoStages(Stages):
+    """The demo's stages, numbered `[n/total]` on stderr; a failing stage ends the demo."""
 
     def __init__(self, total: int):
-        self.total, self.n, self.times = total, 0, {}
+        super().__init__(self._print)
+        self.total = total
 
-    def skip(self, name: str, why: str) -> None:
-        self.n += 1
-        click.echo(f"[{self.n}/{self.total}] {name}: skipped ({why})", err=True)
-        self.times[name] = 0.0
-
-    def run(self, name: str, argv: list[str], done: bool, *, capture: bool = False) -> str:
-        self.n += 1
-        head = f"[{self.n}/{self.total}] {name}"
-        if done:
+    def _print(self, event: str, run: StageRun) -> None:
+        head = f"[{run.index}/{self.total}] {run.name}"
+        if run.status == SKIPPED:
+            click.echo(f"{head}: skipped ({run.reason})", err=True)
+        elif run.status == CURRENT:
             click.echo(f"{head}: already built, reusing", err=True)
-            self.times[name] = 0.0
-            return ""
-        click.echo(f"{head}: {' '.join(Path(argv[0]).name if i == 0 else a for i, a in enumerate(argv))}", err=True)
-        t0 = time.perf_counter()
-        proc = subprocess.run(argv, stdout=subprocess.PIPE if capture else None, text=True)
-        self.times[name] = time.perf_counter() - t0
-        if proc.returncode not in (0,):
-            raise InternVQAError(f"stage '{name}' failed with exit code {proc.returncode}")
-        click.echo(f"{head}: done in {self.times[name]:.0f} s", err=True)
-        return proc.stdout or ""
+        elif event == "start":
+            argv = [Path(run.argv[0]).name, *run.argv[1:]]
+            click.echo(f"{head}: {' '.join(argv)}", err=True)
+        elif run.status == RAN:
+            click.echo(f"{head}: done in {run.seconds:.0f} s", err=True)
 
-
-def _latest(pattern: str, base: Path) -> Path | None:
-    found = sorted(base.glob(pattern), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+    def run(self, name: str, argv: list[str], *, current: bool = False, **kw) -> StageRun:
+        done = super().run(name, argv, current=current, **kw)
+        if done.returncode not in (None, 0):
+            raise InternVQAError(f"stage '{name}' failed with exit code {done.returncode}")
+        return done
 
 
 def _held_out_video(manifest: Path) -> Path:
@@ -94,7 +88,7 @@ STUDENT = "timm:mobilenetv2_100"
 STUDENT_INIT = "mobilenetv2"
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--fresh", is_flag=True, help="Delete the demo's work folder and rebuild everything.")
 @click.option("--student", default=STUDENT, show_default=True, help="Student to distill and export.")
 @click.option("--init", "init_name", default=STUDENT_INIT, show_default=True,
@@ -104,20 +98,16 @@ STUDENT_INIT = "mobilenetv2"
               help="INT8 calibration clips (the demo corpus is small; real use: >= 500).")
 def main(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: int) -> None:
     """Run the whole InternVQA pipeline on the built-in synthetic corpus (CPU, minutes)."""
-    try:
-        _demo(fresh, student, init_name, epochs, calib_clips)
-    except InternVQAError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    _demo(fresh, student, init_name, epochs, calib_clips)
 
 
 def _demo(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: int) -> None:
-    work = _work()
+    work = work_dir()
     if fresh:
         for sub in ("corpus/demo", "runs", "bundles", "demo", "cache"):
             shutil.rmtree(work / sub, ignore_errors=True)
     t_start = time.perf_counter()
-    st = Stage(7)
+    st = DemoStages(7)
     from internvqa.distill.checkpoint import default_teacher
     from internvqa.runtime.bundle import default_bundle
 
@@ -125,58 +115,55 @@ def _demo(fresh: bool, student: str, init_name: str, epochs: int, calib_clips: i
     if shipped is None or teacher_dir is None:
         raise UsageError("this install has no shipped default model/teacher to distil from")
     st.run("score fresh encodes of a held-out photo with the shipped model, beside libvmaf",
-           [sys.executable, "-m", "internvqa.export.showcase"], done=False)
-    corpus = work / "corpus" / "demo"
+           [sys.executable, "-m", "internvqa.export.showcase"])
+    corpus = demo_corpus_dir(work)
     manifest = corpus / "manifest.csv"
     st.run("build the synthetic corpus (libvmaf labels)",
-           [_bin("vqa-data"), "synth", "--out", str(corpus), "--preset", "demo"],
-           done=manifest.exists())
+           [*console_script("vqa-data"), "synth", "--out", str(corpus), "--preset", "demo"],
+           current=manifest.exists())
 
     init_dir = work / "pretrained" / init_name
     if init_name == "none":
         st.skip("import ImageNet weights for the student", "--init none")
     else:
         st.run(f"import ImageNet weights for the student ({init_name})",
-               [_bin("vqa-distill"), "import", init_name, "--out", str(init_dir)],
-               done=(init_dir / "import.json").exists())
+               [*console_script("vqa-distill"), "import", init_name, "--out", str(init_dir)],
+               current=(init_dir / "import.json").exists())
 
-    runs = work / "runs"
-    tag = student.replace(":", "_").replace("/", "_")
-    run_dir = runs / f"student-{tag}-from-shipped"
-    argv = [_bin("vqa-distill"), "student", "--student", student, "--teacher", "default",
+    student_run = Path(f"{run_dir('student', student, work)}-from-shipped")
+    argv = [*console_script("vqa-distill"), "student", "--student", student, "--teacher", "default",
             "--mode", "frozen", "--views", "2", "--manifest", str(manifest), "--preset", "demo",
-            "--epochs", str(epochs), "--out", str(run_dir)]
+            "--epochs", str(epochs), "--out", str(student_run)]
     if init_name != "none":
         argv += ["--init", str(init_dir)]
     st.run(f"distil the student {student} from the shipped teacher (frozen-teacher mode)",
-           argv, done=(run_dir / "best" / "config.json").exists())
-    student_ckpt = run_dir / "best"
-    if not (student_ckpt / "config.json").exists():
-        raise UsageError(f"no student checkpoint in {run_dir}")
+           argv, current=(student_run / BEST / CONFIG_FILE).exists())
+    student_ckpt = student_run / BEST
+    if not (student_ckpt / CONFIG_FILE).exists():
+        raise UsageError(f"no student checkpoint in {student_run}")
 
-    bundle = work / "bundles" / tag
+    bundle = bundle_dir(student, work)
     st.run("export FP32 / FP16 / INT8 (and a TensorRT engine where possible)",
-           [_bin("vqa-export"), "--student", student, "--checkpoint", str(student_ckpt),
+           [*console_script("vqa-export"), "--student", student, "--checkpoint", str(student_ckpt),
             "--int8", "--calib-clips", str(calib_clips), "--eval-videos", "20", "--out",
             str(bundle)],
-           done=(bundle / "bundle.json").exists())
+           current=(bundle / BUNDLE_FILE).exists())
 
     out = work / "demo"
     out.mkdir(parents=True, exist_ok=True)
     video = _held_out_video(manifest)
     st.run(f"score a held-out video with the student ({video.name})",
-           [_bin("vqa-score"), "--bundle", str(bundle), str(video), "--json", str(out / "score.json"),
-            "--no-progress"],
-           done=False)
+           [*console_script("vqa-score"), "--bundle", str(bundle), str(video), "--json", str(out / "score.json"),
+            "--no-progress"])
 
     bench_json = out / "bench.json"
     st.run("benchmark shipped model vs student (FP32, INT8) vs peers on the held-out split "
            "(the student's PyTorch checkpoint equals its FP32 graph: export parity above)",
-           [_bin("vqa-bench"), "--engine", str(shipped), "--engine", str(bundle),
+           [*console_script("vqa-bench"), "--engine", str(shipped), "--engine", str(bundle),
             "--precision", "fp32,int8", "--data", str(manifest),
             "--peer", "brisque", "--batch", "1", "--duration", "1", "--min-iters", "3",
             "--quiet", "--json", str(bench_json), "--report", str(out / "report")],
-           done=bench_json.exists() and bench_json.stat().st_mtime > (bundle / "bundle.json").stat().st_mtime)
+           current=is_current(bench_json, bundle / BUNDLE_FILE))
     _summary(work, bundle, teacher_dir, student_ckpt, out, bench_json,
              time.perf_counter() - t_start)
 
@@ -191,7 +178,7 @@ def _summary(work: Path, bundle: Path, teacher: Path, student: Path, out: Path,
         b1 = next((t for t in eng.get("timing", []) if t.get("batch") == 1), {})
         path = Path(eng.get("engine", ""))
         model_file = path / f"model{'' if eng.get('precision') == 'fp32' else '.' + str(eng.get('precision'))}.onnx"
-        size = model_file if model_file.exists() else path / "model.safetensors"
+        size = model_file if model_file.exists() else path / WEIGHTS_FILE
         rows.append((
             eng.get("label", "?"),
             acc.get("srcc"),

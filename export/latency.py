@@ -2,7 +2,8 @@
 
 The precisions are timed interleaved in one process (fp32, int8, fp32, int8 ...) so a
 neighbour's load on a shared machine hits both alike and the ratio stays meaningful even
-when the absolute numbers move.
+when the absolute numbers move. Each graph runs in the runtime's `OrtBackend` (CPU), the
+engine `vqa-score` uses, so the time includes exactly its per-call work.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 
 import numpy as np
 
-from .parity import ort_runner
+from internvqa.runtime.backend_ort import OrtBackend
 
 
 def ort_latency(
@@ -29,16 +30,16 @@ def ort_latency(
     # A typical hybrid feed (ignored by pixel-only graphs): 0.05 bpp H.264 at 640x360.
     side = side_vector(0.05 * 640 * 360 * 19, 19, 640, 360, "h264")[None]
     assert side.shape == (1, SIDE_DIM)
-    x = {"video": video, "side": side}
-    runners = {k: ort_runner(p, threads=threads, opt_level=opt_level) for k, p in paths.items()}
+    engines = {k: OrtBackend(p, threads=threads, graph_optimization=opt_level)
+               for k, p in paths.items()}
     for _ in range(warmup):
-        for run in runners.values():
-            run(x)
-    times: dict[str, list[float]] = {k: [] for k in runners}
+        for engine in engines.values():
+            engine.run(video, side)
+    times: dict[str, list[float]] = {k: [] for k in engines}
     for _ in range(runs):
-        for name, run in runners.items():
+        for name, engine in engines.items():
             t0 = time.perf_counter()
-            run(x)
+            engine.run(video, side)
             times[name].append((time.perf_counter() - t0) * 1e3)
     out: dict = {"batch": 1, "runs": runs, "threads": threads or "ort default",
                  "graph_optimization": opt_level}

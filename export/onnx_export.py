@@ -1,6 +1,9 @@
 """PyTorch -> ONNX FP32: one self-contained file with input `video` (+ `side` for a hybrid
 model: the bitstream side input, `internvqa.runtime.bitstream`), outputs `score`, `feature`.
 
+The model is exported as it is: registry models already return `(score, feature)`, the
+graph's output order (`internvqa.distill.models`), so nothing wraps or reorders them.
+
 Exporter choice: `torch.onnx.export(dynamo=True)` at opset 18. On torch 2.14 the
 TorchScript exporter (`dynamo=False`, opset 17) still works but warns that it will be
 removed, and its graph carries ~250 Constant/Identity/Cast nodes around every shape
@@ -37,26 +40,6 @@ def side_dim_of(model: torch.nn.Module) -> int:
     return int(getattr(getattr(model, "cfg", None), "side_dim", 0) or 0)
 
 
-class _ScoreFirst(torch.nn.Module):
-    """Registry models return (feature, score); the bundle lists score first."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feature, score = self.model(video)
-        return score, feature
-
-
-class _HybridScoreFirst(_ScoreFirst):
-    """The same for a hybrid model: inputs (video, side)."""
-
-    def forward(self, video: torch.Tensor, side: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
-        feature, score = self.model(video, side)
-        return score, feature
-
-
 def weight_bytes(model: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
@@ -74,16 +57,12 @@ def export_onnx(
     external = weight_bytes(model) > PROTOBUF_LIMIT
     batch = torch.export.Dim("batch", min=1, max=max(2, max_batch))
     side = side_dim_of(model)
-    if side:
-        wrapped: torch.nn.Module = _HybridScoreFirst(model)
-        args: tuple = (example, torch.zeros(2, side))
-        names = [INPUT_NAME, SIDE_NAME]
-        dynamic = {"video": {0: batch}, "side": {0: batch}}
-    else:
-        wrapped, args, names, dynamic = _ScoreFirst(model), (example,), [INPUT_NAME], {"video": {0: batch}}
+    args: tuple = (example, torch.zeros(2, side)) if side else (example,)
+    names = [INPUT_NAME, SIDE_NAME][: len(args)]
+    dynamic = tuple({0: batch} for _ in args)  # positional: forward's own argument names vary
     with _quiet(), torch.no_grad():
         torch.onnx.export(
-            wrapped,
+            model,
             args,
             str(path),
             dynamo=True,

@@ -1,24 +1,30 @@
 """Parity and accuracy of exported graphs, measured on real clips through the clip spec.
 
-Parity compares two implementations clip by clip (PyTorch vs ONNX FP32, ONNX FP32 vs FP16
-or INT8): the largest score difference and the smallest feature cosine. Accuracy scores
-held-out videos with each precision and reports SRCC/PLCC against MOS, the drop of INT8
-against FP32, and the mean absolute INT8-vs-FP32 score difference, on the bundle's scale.
+Parity compares two engines clip by clip (PyTorch vs ONNX FP32, ONNX FP32 vs FP16 or INT8):
+the largest score difference and the smallest feature cosine. Every engine is a runtime
+`Backend` (`run(x, side=None) -> (score, feature)`): the ONNX graphs run in the runtime's
+`OrtBackend`, the PyTorch model in `internvqa.distill.torch_backend.TorchBackend` (the
+adapter `vqa-bench` runs checkpoints with), so no second runner exists here. Accuracy scores
+held-out videos with each precision through a runtime `Scorer` per graph and the shared row
+loop (`internvqa.distill.row_scoring`, what `vqa-bench` runs), and reports SRCC/PLCC
+against MOS, the drop of INT8 against FP32, and the mean absolute INT8-vs-FP32 score
+difference, on the bundle's scale.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from internvqa.runtime.backend import Backend
+from internvqa.runtime.bundle import Bundle
 from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.metrics import evaluate
 
-from .calibration import Feeds, only
-
-Runner = Callable[[Feeds], tuple[np.ndarray, np.ndarray]]  # feeds -> (score, feature)
+from .calibration import Feeds
 
 # Bounds the export is held to, on the model's raw 0-1 output (x100 = the score scale).
 # FP16: 0.5 points of 100; the pretrained EfficientNet-Lite0 (BatchNorm folded into convs)
@@ -26,59 +32,18 @@ Runner = Callable[[Feeds], tuple[np.ndarray, np.ndarray]]  # feeds -> (score, fe
 BOUNDS = {"fp32": {"score_abs": 1e-4, "feature_cos": 0.9999}, "fp16": {"score_abs": 5e-3}}
 
 
-def ort_runner(path: str, threads: int | None = None, opt_level: str = "all") -> Runner:
-    """An ONNX Runtime CPU session as `x -> (score, feature)`."""
-    import onnxruntime as ort
+def compare(ref: Backend, engines: dict[str, Backend], clips: Iterable[Feeds]) -> dict:
+    """Worst-case score difference and feature cosine of each engine against `ref`.
 
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[opt_level]
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-
-    def run(feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
-        score, feature = session.run(["score", "feature"], only(feeds, names))
-        return score.astype(np.float32), feature.astype(np.float32)
-
-    return run
-
-
-def torch_runner(model) -> Runner:
-    """The PyTorch model as `feeds -> (score, feature)` (the registry returns feature first)."""
-    import torch
-
-    from .onnx_export import side_dim_of
-
-    hybrid = side_dim_of(model) > 0
-
-    def run(feeds: Feeds) -> tuple[np.ndarray, np.ndarray]:
-        args = [torch.from_numpy(feeds["video"])]
-        if hybrid:
-            args.append(torch.from_numpy(feeds["side"]))
-        with torch.no_grad():
-            feature, score = model(*args)
-        return score.float().numpy(), feature.float().numpy()
-
-    return run
-
-
-def compare(ref: Runner, runners: dict[str, Runner], clips: Iterable[Feeds]) -> dict:
-    """Worst-case score difference and feature cosine of each runner against `ref`."""
+    Each clip batch feeds `video` and its `side` (a pixel-only engine ignores `side`)."""
     stats = {k: {"score_abs_max": 0.0, "score_abs_mean": 0.0, "feature_cos_min": 1.0}
-             for k in runners}
+             for k in engines}
     n = 0
     for x in clips:
-        s0, f0 = ref(x)
+        s0, f0 = ref.run(x["video"], x.get("side"))
         n += len(x["video"])
-        for name, run in runners.items():
-            s, f = run(x)
+        for name, engine in engines.items():
+            s, f = engine.run(x["video"], x.get("side"))
             d = np.abs(s.astype(np.float64) - s0)
             cos = _cosine(f, f0)
             st = stats[name]
@@ -98,30 +63,36 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.maximum(den, 1e-30)
 
 
+def graph_bundle(path: str | Path, precision: str, spec: ClipSpec, scale: dict) -> Bundle:
+    """An exported graph, before bundle.json exists, as the runtime's `Bundle` with that one
+    precision: what `load_bundle` gives `vqa-score` for the finished bundle (clip spec, score
+    scale, model file), so a `Scorer` over it builds its engine as `vqa-score` does."""
+    path = Path(path)
+    return Bundle(path.parent, {"model": {"name": f"export:{precision}"}}, spec, dict(scale),
+                  precision, _files={precision: path.name})
+
+
 def video_scores(
     rows: Sequence[ManifestRow], spec: ClipSpec, graphs: dict[str, str], scale: dict,
     progress: Callable[[int], None] | None = None, threads: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-video score of each ONNX graph, computed by the runtime itself: a `Scorer` over
-    the runtime's ONNX Runtime backend (`vqa-score`'s path: windows, side input, crop mean,
-    `scale_score`, pooled mean), so the accuracy bundle.json records is what users get.
-    Each graph decodes the video itself: ~0.05 s per held-out video and graph, the price of
-    scoring exactly as `vqa-score` does."""
-    from pathlib import Path
+    """Per-video score of each ONNX graph, computed by the runtime itself: a `Scorer` per
+    graph (`vqa-score --device cpu`'s engine: the runtime's ONNX Runtime backend; windows,
+    side input, crop mean, `scale_score`, pooled mean), each video scored by
+    `row_scoring.score_row` (the call `vqa-bench` makes), so the accuracy bundle.json
+    records is what users and the bench get. `threads`: the engine's threads (default:
+    every core, the engine running alone). Each graph decodes the video itself: ~0.05 s per
+    held-out video and graph, the price of scoring exactly as `vqa-score` does."""
+    from internvqa.distill.row_scoring import score_row
+    from internvqa.runtime.scorer import Scorer, available_cores
 
-    from internvqa.runtime.backend_ort import OrtBackend
-    from internvqa.runtime.bundle import Bundle
-    from internvqa.runtime.scorer import Scorer
-
-    scorers = {}
-    for name, path in graphs.items():
-        bundle = Bundle(Path(path).parent, {"model": {"name": f"export:{name}"}}, spec,
-                        dict(scale), name)
-        scorers[name] = Scorer(bundle, backend=OrtBackend(path, threads=threads), batch_size=1)
+    scorers = {name: Scorer(graph_bundle(path, name, spec, scale), backend="cpu",
+                            threads=threads or available_cores())
+               for name, path in graphs.items()}
     out: dict[str, list[float]] = {k: [] for k in graphs}
     for row in rows:
         for name, scorer in scorers.items():
-            out[name].append(float(scorer.score_file(row.abspath).score))
+            out[name].append(float(score_row(scorer, row).score))
         if progress is not None:
             progress(1)
     return {k: np.asarray(v) for k, v in out.items()}

@@ -6,7 +6,8 @@
     -> INT8 Q/DQ ONNX calibrated on streamed training clips, TensorRT Q/DQ rules checked,
        accuracy on the held-out split vs FP32, ORT CPU latency vs FP32
     -> TensorRT engine where TensorRT and a GPU exist
-    -> bundle (write_bundle, atomic) + `bundles/latest` + optional Triton repository
+    -> bundle (write_bundle, atomic) + `bundles/latest` (the CLI, `workspace.point_latest`)
+       + optional Triton repository
 
 Every input is validated before the slow work starts, every file is built in a temporary
 directory, and the bundle appears only complete (`write_bundle` renames a finished dir).
@@ -15,7 +16,6 @@ directory, and the bundle appears only complete (`write_bundle` renames a finish
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from internvqa.runtime.atomic import scratch_directory
+from internvqa.runtime.backend import Backend
+from internvqa.runtime.backend_ort import OrtBackend
 from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.errors import InternVQAError, ManifestError, UsageError
 from internvqa.runtime.manifest import check_videos_exist, read_manifest
+from internvqa.runtime.workspace import bundle_name
 
 from . import calibration, parity
 from .fp16 import convert_fp16
@@ -66,11 +69,6 @@ class ExportResult:
     meta: dict
     engine_note: str = ""
     triton: list[Path] = field(default_factory=list)
-
-
-def bundle_dir_name(model_name: str) -> str:
-    """'vit_s' -> 'vit_s'; 'timm:resnet18' -> 'timm_resnet18' (a safe folder name)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_name)
 
 
 def check_writable(out: Path) -> None:
@@ -168,23 +166,25 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
         fp32 = export_onnx(model, clip_shape, tmp / "model.onnx", max_batch=max(opts.max_batch, 64))
         files["model.onnx"] = fp32
         meta_files["model.onnx"] = {"precision": "fp32"}
-        ort_fp32 = parity.ort_runner(str(fp32))
+        ort_fp32 = OrtBackend(fp32)
         clips = list(calibration.manifest_clips(rows, spec, opts.parity_clips, seed=1))
         if not clips:
             raise ManifestError(f"{manifest}: no clip could be read for the parity check")
-        got = parity.compare(parity.torch_runner(model), {"fp32": ort_fp32}, _batches(clips, 4))
+        from internvqa.distill.torch_backend import TorchBackend
+
+        got = parity.compare(TorchBackend(model), {"fp32": ort_fp32}, _batches(clips, 4))
         parity_report["pytorch_vs_fp32"] = got["fp32"]
         _check_bound("FP32 ONNX vs PyTorch", got["fp32"], parity.BOUNDS["fp32"])
         log(f"FP32 parity: score |diff| max {got['fp32']['score_abs_max']:.2e}, "
             f"feature cosine min {got['fp32']['feature_cos_min']:.6f}")
 
         # 2. FP16 graph.
-        runners: dict[str, parity.Runner] = {}
+        engines: dict[str, Backend] = {}
         if opts.fp16:
             log("converting to FP16 (FP32 I/O, norms and softmax in FP32)")
             files["model.fp16.onnx"] = convert_fp16(fp32, tmp / "model.fp16.onnx")
             meta_files["model.fp16.onnx"] = {"precision": "fp16"}
-            runners["fp16"] = parity.ort_runner(str(files["model.fp16.onnx"]))
+            engines["fp16"] = OrtBackend(files["model.fp16.onnx"])
 
         # 3. INT8 graph.
         quant_meta: dict = {}
@@ -192,10 +192,10 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
             int8_path, quant_meta = _quantize(opts, fp32, rows, spec, tmp, log)
             files["model.int8.onnx"] = int8_path
             meta_files["model.int8.onnx"] = {"precision": "int8", "quantization": quant_meta}
-            runners["int8"] = parity.ort_runner(str(int8_path))
+            engines["int8"] = OrtBackend(int8_path)
 
-        if runners:
-            got = parity.compare(ort_fp32, runners, _batches(clips, 4))
+        if engines:
+            got = parity.compare(ort_fp32, engines, _batches(clips, 4))
             for name, st in got.items():
                 parity_report[f"{name}_vs_fp32"] = st
                 log(f"{name.upper()} parity vs FP32: score |diff| max {st['score_abs_max']:.2e}, "
@@ -210,9 +210,9 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
                     parity_report["fp16_dropped"] = str(exc)
                     files.pop("model.fp16.onnx").unlink()
                     meta_files.pop("model.fp16.onnx")
-                    runners.pop("fp16")
+                    engines.pop("fp16")
 
-        graphs = {"fp32": fp32, **{n: files[f"model.{n}.onnx"] for n in runners}}
+        graphs = {"fp32": fp32, **{n: files[f"model.{n}.onnx"] for n in engines}}
         accuracy = _accuracy(opts, rows, spec, graphs, scale, log)
         latency: dict = {}
         if opts.int8 and opts.latency_runs > 0:
@@ -253,7 +253,7 @@ def run_export(opts: ExportOptions, log: Log) -> ExportResult:
             from .triton import write_triton_repo
 
             onnx_name = "model.int8.onnx" if opts.int8 else "model.onnx"
-            triton = write_triton_repo(opts.triton, bundle_dir_name(arch), bundle / onnx_name,
+            triton = write_triton_repo(opts.triton, bundle_name(arch), bundle / onnx_name,
                                        clip_shape, opts.max_batch,
                                        bundle / plan if plan else None,
                                        side_dim=side_dim_of(model))
@@ -401,17 +401,3 @@ def _engine(opts, files, meta_files, clip_shape, tmp: Path, versions: dict, log:
     files[name] = tmp / name
     meta_files[name] = {"precision": precision, **info}
     return f"engine {name} built", name
-
-
-def update_latest(bundles_root: Path, bundle: Path) -> Path:
-    """Point `<work>/bundles/latest` at `bundle` (a relative symlink, replaced atomically)."""
-    link = bundles_root / "latest"
-    tmp = bundles_root / f".latest.{os.getpid()}.tmp"
-    target = os.path.relpath(bundle, bundles_root)
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(target, tmp)
-    if link.is_dir() and not link.is_symlink():
-        raise UsageError(f"{link} is a directory, not a pointer; remove it to let export update it")
-    os.replace(tmp, link)
-    return link

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from internvqa.runtime.bundle import DEFAULT_BUNDLE_DIR, load_bundle, write_bundle
-from internvqa.runtime.errors import InternVQAError
+from internvqa.runtime.cli_common import Command
+from internvqa.runtime.errors import InternVQAError, UsageError
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 CARD_NAME = "MODEL_CARD.md"
@@ -76,7 +76,7 @@ def render_card(card: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--card", "card_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -88,9 +88,8 @@ def main(bundle: Path, card_path: Path, out: Path | None) -> None:
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
         written = ship(bundle, card, out)
-    except (InternVQAError, OSError, ValueError) as exc:
-        click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
-        sys.exit(2)
+    except ValueError as exc:  # a malformed card; our errors and OSError: `Command`
+        raise UsageError(str(exc)) from None
     click.echo(f"shipped {bundle} -> {written}")
 
 

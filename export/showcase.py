@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from internvqa.runtime.cli_common import Command
 from internvqa.runtime.errors import InternVQAError
 
 PHOTO = "sporco_tulips"
@@ -129,12 +130,12 @@ def print_showcase(report: dict) -> None:
                f"{report['resolution_pairs']}")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--bundle", type=click.Path(path_type=Path, file_okay=False),
               help="Bundle to show (default: the shipped default model).")
 def main(bundle: Path | None) -> None:
     """Score fresh encodes of a held-out photo with the default model, beside libvmaf."""
-    from internvqa.distill.data import work_dir
+    from internvqa.runtime.workspace import work_dir
 
     print_showcase(run_showcase(work_dir(), bundle))
 

@@ -3,6 +3,8 @@
 `device="cuda"` (or `providers=[...]`) uses onnxruntime-gpu's providers when the installed
 onnxruntime offers them; `device="auto"` takes CUDA when available, else the CPU.
 `InferenceSession.run` is thread-safe, so one backend serves many threads.
+`graph_optimization` is ORT's graph optimisation level ("all" by default, as `vqa-score`
+runs; export's latency check can time a graph at a lower level).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 from internvqa.runtime.backend import SIDE_INPUT, check_outputs, side_input
 from internvqa.runtime.errors import BundleError, UsageError
 
+GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+
 
 class OrtBackend:
     """One ONNX Runtime session with named `video` -> `score`, `feature`."""
@@ -24,8 +28,13 @@ class OrtBackend:
         threads: int | None = None,
         providers: list[str] | None = None,
         device: str = "cpu",
+        graph_optimization: str = "all",
     ):
         import onnxruntime as ort
+
+        if graph_optimization not in GRAPH_OPTIMIZATION:
+            raise UsageError(f"graph_optimization must be one of {GRAPH_OPTIMIZATION}, "
+                             f"got {graph_optimization!r}")
 
         available = ort.get_available_providers()
         if providers is None:
@@ -41,7 +50,12 @@ class OrtBackend:
         if missing:
             raise UsageError(f"onnxruntime here lacks provider(s) {', '.join(missing)}")
         opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[graph_optimization]
         if threads:
             if threads < 1:
                 raise UsageError("threads must be >= 1")

@@ -1,8 +1,19 @@
-"""Shared CLI plumbing: one-line errors with the project's exit codes, and `WxH` parsing.
+"""Shared CLI plumbing: the one map from errors to exit codes, and `WxH` parsing.
 
-Every `vqa-*` command runs its click command through `run_command`, so a user error is
-printed as a single `error: ...` line on stderr with exit code 2 (never a traceback), a
-batch with failed inputs exits 1, and Ctrl-C exits 130.
+Exit codes of every `vqa-*` command (README, "Pipeline and commands"):
+
+| code | meaning |
+|---|---|
+| 0 | success |
+| 1 | a batch finished but some of its inputs failed (each one recorded) |
+| 2 | a usage or input error the user can fix: bad options, a missing or malformed file, a refused checkpoint or bundle, an OS error such as a full disk (`InternVQAError.exit_code`, `OSError`, click's own usage errors) |
+| 130 | interrupted (Ctrl-C) |
+
+`exit_code_for` is the mapping. Every command is built with `cls=Command` (or
+`cls=Group`), whose `invoke` turns a mapped error into one `error: ...` line on stderr and
+that exit code, never a traceback; an error outside the map is a bug and keeps its
+traceback. `run_command` / `main_entry` also run click's own parsing errors through the map
+as one line (`vqa-score`, `vqa-bench`, whose tests call the command in-process).
 """
 
 from __future__ import annotations
@@ -14,30 +25,77 @@ import click
 
 from internvqa.runtime.errors import InternVQAError, UsageError
 
+EXIT_OK = 0
+EXIT_SOME_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
 
 def error_line(message: str) -> str:
     """`message` flattened to one line."""
     return " ".join(str(message).split()) or "unknown error"
 
 
+def exit_code_for(exc: BaseException) -> int | None:
+    """The exit code of an error reported as one line; None for anything else (a bug)."""
+    if isinstance(exc, InternVQAError):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        return EXIT_USAGE
+    if isinstance(exc, (KeyboardInterrupt, click.exceptions.Abort)):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, OSError):  # disk full, permission denied, a vanished file
+        return EXIT_USAGE
+    return None
+
+
+def error_message(exc: BaseException, interrupted: str = "interrupted") -> str:
+    """The one line (without `error: `) that reports `exc`."""
+    if isinstance(exc, click.exceptions.Abort):
+        return "aborted"
+    if isinstance(exc, KeyboardInterrupt):
+        return interrupted
+    if isinstance(exc, click.ClickException):
+        return error_line(exc.format_message())
+    return error_line(str(exc) or type(exc).__name__)
+
+
+class _ReportErrors:
+    """`invoke` with the project's error map. Click's own usage errors pass through (click
+    prints them with the usage line, exit 2); `interrupted` is the Ctrl-C message."""
+
+    def __init__(self, *args, interrupted: str = "interrupted", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.interrupted = interrupted
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except (InternVQAError, OSError, KeyboardInterrupt, click.exceptions.Abort) as exc:
+            click.echo(f"error: {error_message(exc, self.interrupted)}", err=True)
+            ctx.exit(exit_code_for(exc))
+
+
+class Command(_ReportErrors, click.Command):
+    """A click command that reports errors as one line with the project's exit codes."""
+
+
+class Group(_ReportErrors, click.Group):
+    """A click group whose subcommands' errors are reported like `Command`'s."""
+
+
 def run_command(command: click.Command, argv: Sequence[str] | None = None) -> int:
     """Run a click command; map errors to one stderr line and an exit code (returned)."""
     try:
         rv = command.main(args=list(argv) if argv is not None else None, standalone_mode=False)
-    except click.exceptions.Exit as exc:  # --help, --version
+    except click.exceptions.Exit as exc:  # --help, --version, and `Command`'s ctx.exit
         return int(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        click.echo(f"error: {error_line(exc.format_message())}", err=True)
-        return 2
-    except InternVQAError as exc:
-        click.echo(f"error: {error_line(str(exc))}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        return 130
+    except (InternVQAError, OSError, KeyboardInterrupt, click.ClickException,
+            click.exceptions.Abort) as exc:
+        click.echo(f"error: {error_message(exc)}", err=True)
+        return exit_code_for(exc)
     return int(rv or 0)
 
 

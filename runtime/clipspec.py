@@ -44,10 +44,23 @@ from typing import Any
 import cv2
 import numpy as np
 
-# The per-frame OpenCV calls here are small; OpenCV's own thread pool buys little and is
-# not fork-safe (a DataLoader worker forked after the parent used it can deadlock; seen
-# here). Parallelism comes from FFmpeg's decoder threads and from scoring threads.
-cv2.setNumThreads(1)
+
+def single_threaded_opencv() -> None:
+    """Make OpenCV run its calls on the calling thread (`cv2.setNumThreads(1)`).
+
+    Called where work starts, not at import: by the `Scorer` (`runtime/scorer.py`) and by
+    the training data pipeline before it decodes the window cache and before DataLoader
+    workers are forked (`distill/data.py`). Importing the clip spec therefore leaves an
+    embedding application's OpenCV settings alone.
+
+    Why: the per-frame OpenCV calls of this module (plane resizes, the YUV->RGB transform,
+    the normalising lookup tables) are small, so OpenCV's own thread pool buys little;
+    parallelism comes from FFmpeg's decoder threads and from the scoring threads. And that
+    pool is not fork-safe: a DataLoader worker forked after the parent had used it could
+    deadlock (seen here). The setting is process-wide; calling this again is harmless.
+    """
+    cv2.setNumThreads(1)
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,7 +1,7 @@
 """Typed errors. Every user-facing failure is one of these, so CLIs can print one line.
 
-Exit codes used across every `vqa-*` command:
-  0 success, 1 some inputs of a batch failed (recorded), 2 usage / input error.
+Each carries its exit code (`exit_code`, 2: a usage or input error); the map from errors
+to exit codes of every `vqa-*` command is `runtime.cli_common.exit_code_for`.
 """
 
 from __future__ import annotations

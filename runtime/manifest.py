@@ -17,18 +17,19 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from internvqa.runtime.atomic import atomic_write_text
-from internvqa.runtime.errors import ManifestError
+from internvqa.runtime.errors import InternVQAError, ManifestError
 
 __all__ = [
     "KNOWN_COLUMNS",
     "REQUIRED_COLUMNS",
     "ManifestRow",
     "check_videos_exist",
+    "read_csv_records",
     "read_manifest",
     "split_rows",
     "write_manifest",
@@ -100,27 +101,44 @@ def _parse_int(text: str, column: str, where: str) -> int | None:
     return int(v)
 
 
-def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
-    """Parse a manifest CSV; every problem is a one-line ManifestError naming file and line."""
+def read_csv_records(path: str | os.PathLike, what: str, required: Sequence[str], *,
+                     error: type[InternVQAError] = ManifestError, expected: str | None = None
+                     ) -> Iterator[tuple[str, dict]]:
+    """(`file:line`, record) for each data line of a CSV file: UTF-8 (a BOM is allowed),
+    header names stripped, the `required` columns checked. The one CSV reader of the
+    manifest and of the other small input tables (`vqa-data label --pairs`); every
+    problem is an `error` naming the file (`what`: "manifest", "pairs file").
+    `expected` describes the header in the missing-column message ("a,b[,c]").
+    A record's values are as csv gives them (None for a short line, a None key for a
+    long one)."""
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"manifest not found: {path}")
-    root = path.resolve().parent
+        raise error(f"{what} not found: {path}")
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc}") from None
+        raise error(f"cannot read {what} {path}: {exc}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
-        raise ManifestError(f"{path}: empty manifest (no header line)")
+        raise error(f"{path}: empty {what} (no header line)")
     reader.fieldnames = header
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in required if c not in header]
+    if missing and expected is None:
+        raise error(f"{path}: missing required column(s) {', '.join(missing)} "
+                    f"(header: {', '.join(header)})")
     if missing:
-        raise ManifestError(f"{path}: missing required column(s) {', '.join(missing)} (header: {', '.join(header)})")
-    rows: list[ManifestRow] = []
+        raise error(f"{path}: missing column(s) {', '.join(missing)} "
+                    f"(header must be {expected}; got {','.join(header)})")
     for lineno, rec in enumerate(reader, start=2):
-        where = f"{path}:{lineno}"
+        yield f"{path}:{lineno}", rec
+
+
+def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
+    """Parse a manifest CSV; every problem is a one-line ManifestError naming file and line."""
+    root = Path(path).resolve().parent
+    rows: list[ManifestRow] = []
+    for where, rec in read_csv_records(path, "manifest", REQUIRED_COLUMNS):
         if None in rec:
             raise ManifestError(f"{where}: more fields than header columns")
         rec = {k: (v or "") for k, v in rec.items()}

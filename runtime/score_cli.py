@@ -51,19 +51,24 @@ from internvqa.runtime.atomic import (
 )
 from internvqa.runtime.backend import DEVICES
 from internvqa.runtime.bundle import PRECISIONS, default_bundle
-from internvqa.runtime.cli_common import SizeParam, error_line, main_entry
+from internvqa.runtime.cli_common import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    Command,
+    SizeParam,
+    error_line,
+    main_entry,
+)
 from internvqa.runtime.errors import InternVQAError, UsageError
 from internvqa.runtime.scorelog import METRIC, csv_header, csv_row, parse_csv_rows
 from internvqa.runtime.video import RAW_PIX_FMTS, raw_frame_bytes
+from internvqa.runtime.workspace import LATEST, latest_bundle
 
 
 def resolve_bundle(bundle: str | None) -> Path:
     """--bundle (or `latest`), else $INTERNVQA_BUNDLE, else the shipped default model."""
-    if bundle == "latest":
-        latest = Path(os.environ.get("INTERNVQA_WORK", "work")) / "bundles" / "latest"
-        if not latest.exists():
-            raise UsageError(f"--bundle latest: {latest} does not exist (run vqa-export first)")
-        return latest
+    if bundle == LATEST:
+        return latest_bundle()
     if bundle:
         return Path(bundle)
     env = os.environ.get("INTERNVQA_BUNDLE")
@@ -130,7 +135,7 @@ def _log_name(log_dir: Path, path: str, used: set[str]) -> Path:
     return log_dir / name
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("inputs", nargs=-1)
 @click.option("--bundle", help="Bundle directory, or `latest` for the last vqa-export (default: "
               "$INTERNVQA_BUNDLE, else the default model shipped with the package).")
@@ -332,7 +337,7 @@ def run_batch(scorer, todo, size, pix_fmt, fps, json_out, log_dir, csv_path, wor
             sys.stdout.flush()
         else:
             atomic_write_text(json_out, text)
-    return 1 if failed else 0
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def pipe_mode(scorer, size, pix_fmt: str, fps: float, json_out: str | None) -> int:

@@ -49,7 +49,7 @@ import numpy as np
 from internvqa.runtime.backend import Backend, create_backend
 from internvqa.runtime.bitstream import side_vector
 from internvqa.runtime.bundle import Bundle, load_bundle
-from internvqa.runtime.clipspec import windows_to_input
+from internvqa.runtime.clipspec import single_threaded_opencv, windows_to_input
 from internvqa.runtime.errors import InternVQAError, UsageError, VideoError
 from internvqa.runtime.scorelog import ScoreResult, WindowScore
 from internvqa.runtime.video import (
@@ -113,6 +113,7 @@ class Scorer:
     ):
         """`bitstream=False` scores a hybrid model in its pixel-only mode (its side input
         all zeros), as for raw frames; a pixel-only model ignores it."""
+        single_threaded_opencv()  # preprocessing parallelism is ours, not OpenCV's (clipspec)
         self.bitstream = bool(bitstream)
         if bundle_path is None:  # the default model shipped with the package
             from internvqa.runtime.bundle import default_bundle

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from bench_corpus import make_ladder
+from click.testing import CliRunner
 
 from internvqa.bench import bench as b
 from internvqa.runtime.errors import UsageError
@@ -94,35 +95,49 @@ def _scores_with_scorer(bundle: Path, manifest: Path, split: str = "test") -> di
             for r in read_manifest(manifest) if r.split == split}
 
 
+# The exported model: a tiny InternVideo2 whose head is scaled up (a fresh head is ~1e-3
+# wide), so its scores spread and rank the videos; an unbounded scale, so none is clipped.
+EXPORT_SPEC = {"num_frames": 4, "frame_stride": 2, "size": 56, "resize_short": 64,
+               "crop": "center"}
+EXPORT_SCALE = {"name": "raw", "multiplier": 1.0, "offset": 0.0, "higher_is_better": True}
+
+
 @pytest.fixture(scope="module")
-def bundle_with_record(runtime_bundle, corpus, tmp_path_factory) -> Path:
-    """The conftest bundle re-written with accuracy figures 'recorded at export', computed
-    the way an exporter would (Scorer + metrics.evaluate), and a source checkpoint whose
-    provenance names a teacher run holding teacher_predictions.csv."""
-    from internvqa.runtime.bundle import load_bundle, write_bundle
+def bundle_with_record(corpus, tmp_path_factory) -> Path:
+    """A bundle written by the real exporter (`vqa-export` on a tiny checkpoint trained on
+    nothing), so the accuracy figures 'recorded at export' in its bundle.json are the
+    exporter's own; its source checkpoint's provenance names a teacher run holding
+    teacher_predictions.csv."""
+    import torch
+
+    from internvqa.distill.checkpoint import save_checkpoint
+    from internvqa.distill.models import create_model
+    from internvqa.export.cli import main as export_main
     from internvqa.runtime.manifest import read_manifest
-    from internvqa.runtime.metrics import evaluate
 
     root = tmp_path_factory.mktemp("runs")
-    preds = _scores_with_scorer(runtime_bundle, corpus)
-    rows = [r for r in read_manifest(corpus) if r.split == "test"]
-    recorded = evaluate([preds[r.path] for r in rows], [r.mos for r in rows])
     teacher = root / "teacher-tiny" / "best"
+    torch.manual_seed(0)
+    model = create_model("vit_tiny", num_frames=4, img_size=56).eval()
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 0.05)
+    student = save_checkpoint(root / "student-tiny" / "best", model, EXPORT_SPEC, EXPORT_SCALE,
+                              {"manifest": str(corpus), "teacher_checkpoint": str(teacher)})
+    res = CliRunner().invoke(export_main, [
+        "--checkpoint", str(student), "--manifest", str(corpus), "--out", str(root / "bundle"),
+        "--parity-clips", "2", "--latency-runs", "0", "--no-engine"],
+        env={"INTERNVQA_WORK": str(root / "work")}, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    bundle = root / "bundle"
+    preds = _scores_with_scorer(bundle, corpus)
+    rows = [r for r in read_manifest(corpus) if r.split == "test"]
     teacher.mkdir(parents=True)
     with open(teacher / "teacher_predictions.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "mos", "pred", "split"])
         for r in rows:  # a teacher that agrees in rank but not in scale
             w.writerow([str(r.abspath), r.mos, 2 * preds[r.path] + 5, r.split])
-    student = root / "student-tiny" / "best"
-    student.mkdir(parents=True)
-    (student / "config.json").write_text(json.dumps(
-        {"format": "internvqa-checkpoint", "provenance": {"teacher_checkpoint": str(teacher)}}))
-    src = load_bundle(runtime_bundle)
-    meta = {k: v for k, v in src.meta.items() if k not in ("files", "meta_sha256")}
-    meta.update({"accuracy": {"fp32": {**recorded, "split": "test"}},
-                 "source_checkpoint": str(student)})
-    return write_bundle(root / "bundle", {"model.onnx": src.model_file("fp32")}, meta)
+    return bundle
 
 
 def _run_cli(args: list[str], check_torch_free: bool = False) -> subprocess.CompletedProcess:
@@ -173,9 +188,14 @@ def test_json_fields_and_scores_match_vqa_score(cli_run, bundle_with_record, cor
     want = _scores_with_scorer(bundle_with_record, corpus)
     got = {s["path"]: s["pred"] for s in eng["scores"]}
     assert got == pytest.approx(want, abs=1e-9)
-    # Measured accuracy equals the figures recorded in bundle.json, shown side by side.
+    # Measured accuracy equals the figures `vqa-export` recorded in bundle.json (its held-out
+    # split, scored by the same Scorer path), shown side by side.
+    recorded = json.loads((bundle_with_record / "bundle.json").read_text())["accuracy"]
+    assert (recorded["split"], recorded["videos"]) == ("test", 6)
     acc, rec = eng["accuracy"], eng["recorded_accuracy"]
-    for k in ("srcc", "krcc", "plcc_linear", "plcc_logistic", "rmse_logistic"):
+    assert rec == recorded["fp32"]
+    assert np.ptp(list(want.values())) > 1e-3  # the scores spread: the ranks mean something
+    for k in ("srcc", "plcc", "plcc_linear"):
         assert acc[k] == pytest.approx(rec[k], abs=1e-9), k
     assert acc["n"] == 6 and acc["rd_order_pairs"] == 4
     # Teacher found through the source checkpoint's provenance; rank-identical, offset known.
@@ -351,8 +371,9 @@ def test_teacher_row_is_shown_once_per_teacher_not_per_engine():
 
 
 def test_a_checkpoint_is_an_engine_through_the_bench_factory(corpus, tmp_path):
-    """A PyTorch checkpoint dir -> `open_backend` -> the bench layer's TorchBackend, scored by
-    the runtime's Scorer with the checkpoint's clip spec (the runtime has no torch backend)."""
+    """A PyTorch checkpoint dir -> `open_backend` -> distill's TorchBackend (the one torch
+    engine, shared with export's parity check), scored by the runtime's Scorer with the
+    checkpoint's clip spec (the runtime has no torch backend)."""
     import torch
 
     from internvqa.distill.checkpoint import save_checkpoint
@@ -366,7 +387,7 @@ def test_a_checkpoint_is_an_engine_through_the_bench_factory(corpus, tmp_path):
     (ref,) = b.resolve_engines([ckpt], None)
     assert (ref.kind, ref.precision) == ("checkpoint", "pytorch")
     backend, bundle = b.open_backend(ref, "cpu", threads=1)
-    assert type(backend).__module__ == "internvqa.bench.torch_backend"
+    assert type(backend).__module__ == "internvqa.distill.torch_backend"
     assert backend.side_dim is None and bundle.clip_spec.num_frames == 2
     rows = [r for r in read_manifest(corpus) if r.split == "test"]
     opts = b.BenchOptions(batches=[1, 2], warmup=0, min_iters=1, duration=0, progress=False,

@@ -112,7 +112,7 @@ def test_hybrid_graph_reads_side_and_matches_torch(hybrid_bundle) -> None:
     side = np.stack([side_vector(b, 4, 640, 360, "h264") for b in (2e4, 2e5, 2e6)])
     got, _ = backend.run(x, side)
     with torch.no_grad():
-        _, ref = model(torch.from_numpy(x), torch.from_numpy(side))
+        ref, _ = model(torch.from_numpy(x), torch.from_numpy(side))
     assert np.abs(got - ref.numpy()).max() < 1e-4
     pixels, _ = backend.run(x)  # no side: pixel-only mode (zeros)
     zeros, _ = backend.run(x, np.zeros_like(side))

@@ -113,7 +113,7 @@ def test_half_checkpoint_loads_back_as_fp32(tmp_path) -> None:
     assert cfg["storage_dtype"] == "float16" and next(loaded.parameters()).dtype == torch.float32
     x = torch.randn(2, 3, 2, 32, 32)
     with torch.no_grad():
-        assert torch.allclose(model(x)[1], loaded(x)[1], atol=1e-2)
+        assert torch.allclose(model(x)[0], loaded(x)[0], atol=1e-2)
 
 
 SHIPPED_TEACHER = None
@@ -129,7 +129,7 @@ except ImportError:  # pragma: no cover
 def test_shipped_teacher_is_the_shipped_model(tmp_path) -> None:
     """The checkpoint users distil from scores like the shipped graph (FP16 storage)."""
     pytest.importorskip("torch")
-    from internvqa.bench.torch_backend import load_torch_backend
+    from internvqa.distill.torch_backend import load_torch_backend
 
     video = write_video(tmp_path / "v.mp4", moving_frames(24, 320, 240, seed=2),
                         options={"crf": "30"})

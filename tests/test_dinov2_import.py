@@ -168,7 +168,7 @@ def test_init_builds_a_teacher_that_runs_on_a_clip(dinov2_import) -> None:
     assert "176 backbone tensors loaded" in summary and "pos_embed_temporal 8 -> 4" in summary
     state = load_file(str(dinov2_import / "backbone.safetensors"))
     assert torch.equal(model.blocks[5].attn.qkv.bias, state["blocks.5.attn.qkv.bias"])
-    feature, score = model.eval()(torch.randn(1, 3, 4, 224, 224))
+    score, feature = model.eval()(torch.randn(1, 3, 4, 224, 224))
     assert feature.shape == (1, 768) and score.shape == (1,)
     assert torch.isfinite(feature).all() and torch.isfinite(score).all()
 
@@ -178,7 +178,7 @@ def test_init_adapts_to_another_clip_and_tubelet(dinov2_import) -> None:
     model = create_model("vit_s_dinov2", img_size=112, num_frames=4, tubelet_size=2).eval()
     summary = load_imported_backbone(model, dinov2_import)
     assert "pos_embed_spatial 16x16 -> 8x8" in summary and "tubelet 1 -> 2" in summary
-    feature, _ = model(torch.randn(1, 3, 4, 112, 112))
+    _, feature = model(torch.randn(1, 3, 4, 112, 112))
     assert feature.shape == (1, 768)
 
 

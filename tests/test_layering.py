@@ -110,6 +110,6 @@ def test_allowed_imports_pass():
                       "internvqa.runtime.scorer") == []
     assert violations("from .checkpoint import load\nimport torch\n", "internvqa.distill.cli") == []
     assert violations("import torch\nfrom internvqa.distill import checkpoint\n"
-                      "from internvqa.export import cli\n", "internvqa.bench.torch_backend") == []
+                      "from internvqa.export import cli\n", "internvqa.bench.bench") == []
     assert imports_of("from . import bench\n", "internvqa.bench", is_package=True)[-1][1] == \
         "internvqa.bench.bench"

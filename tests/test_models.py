@@ -147,7 +147,7 @@ def test_state_dict_names_and_shapes_are_official() -> None:
 def test_head_initialised_small() -> None:
     model = _seeded("vit_tiny")
     assert 0.02 * 1e-3 * 0.5 < model.head.weight.std() < 0.02 * 1e-3 * 1.5  # std 0.02 x 0.001
-    feature, score = model(torch.randn(2, 3, 2, 56, 56))
+    score, feature = model(torch.randn(2, 3, 2, 56, 56))
     assert feature.shape == (2, 768) and score.shape == (2,) and feature.dtype == torch.float32
 
 
@@ -213,7 +213,7 @@ def test_block_and_pooling_match_explicit_reference() -> None:
         _ref_pool(tokens, model.clip_projector), (768,), model.fc_norm.weight, model.fc_norm.bias
     )
     score = (feature @ model.head.weight.T + model.head.bias)[:, 0]
-    got_feature, got_score = model(clip)
+    got_score, got_feature = model(clip)
     assert torch.allclose(got_feature, feature, atol=1e-4)
     assert torch.allclose(got_score, score, atol=1e-4)
 
@@ -253,7 +253,7 @@ def test_any_clip_size(sep: bool) -> None:
     if not sep:
         assert native is model.pos_embed
     assert model.pos_embed_for((3, 5, 6)).shape == (1, 1 + 90, 192)
-    feature, score = model(torch.randn(1, 3, 3, 70, 84))
+    score, feature = model(torch.randn(1, 3, 3, 70, 84))
     assert feature.shape == (1, 768) and score.shape == (1,)
 
 
@@ -264,7 +264,7 @@ def test_gradient_checkpointing_same_gradients() -> None:
     for k in (0, 2):
         model.zero_grad()
         model.set_grad_checkpointing(k > 0, num_blocks=k)
-        feature, score = model(x)
+        score, feature = model(x)
         (feature.square().mean() + score.sum()).backward()
         grads.append(model.blocks[0].attn.qkv.weight.grad.clone())
     assert model.grad_checkpointing_blocks == 2
@@ -285,7 +285,7 @@ TIMM_STUDENTS = [
 def test_timm_student_forward(name: str) -> None:
     model = _seeded(name, img_size=64, num_frames=2)
     assert model.pooled_dim == 768 and model.model_name == name
-    feature, score = model(torch.randn(2, 3, 3, 64, 64))
+    score, feature = model(torch.randn(2, 3, 3, 64, 64))
     assert feature.shape == (2, 768) and score.shape == (2,)
     assert create_from_config(json.loads(json.dumps(model_config(model)))).cfg == model.cfg
 
@@ -330,14 +330,14 @@ def test_onnx_export_matches_torch(tmp_path, name: str, kw: dict, clip: tuple) -
         dynamo=False,
         opset_version=17,
         input_names=["clip"],
-        output_names=["feature", "score"],
+        output_names=["score", "feature"],
         dynamic_axes={"clip": {0: "batch"}, "feature": {0: "batch"}, "score": {0: "batch"}},
     )
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for batch in (1, 3):
         x = torch.randn(batch, *clip)
         with torch.no_grad():
-            feature, score = model(x)
-        got_feature, got_score = sess.run(None, {"clip": x.numpy()})
+            score, feature = model(x)
+        got_score, got_feature = sess.run(None, {"clip": x.numpy()})
         np.testing.assert_allclose(got_feature, feature.numpy(), atol=1e-4)
         np.testing.assert_allclose(got_score, score.numpy(), atol=1e-4)

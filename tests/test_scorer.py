@@ -149,3 +149,23 @@ def test_cpu_scorer_defaults_to_one_window_batches_and_split_threads(runtime_bun
     b = _scores(Scorer(runtime_bundle, backend="cpu", batch_size=4, threads=2,
                        decode_threads=2).score_file(small_video))
     assert np.allclose(a, b, atol=1e-5)
+
+
+def test_ort_backend_graph_optimization_levels(runtime_bundle):
+    """Export's latency check times graphs at a chosen ORT level through the same backend;
+    every level computes the same outputs, and an unknown level is a usage error."""
+    import onnxruntime as ort
+
+    from internvqa.runtime.backend_ort import OrtBackend
+    from internvqa.runtime.errors import UsageError
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 32, 32)).astype(np.float32)
+    ref = OrtBackend(runtime_bundle / "model.onnx").run(x)
+    for level, want in (("disable", ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+                        ("basic", ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)):
+        backend = OrtBackend(runtime_bundle / "model.onnx", graph_optimization=level)
+        assert backend.session.get_session_options().graph_optimization_level == want
+        for got, r in zip(backend.run(x), ref, strict=True):
+            np.testing.assert_allclose(got, r, atol=1e-5)
+    with pytest.raises(UsageError, match="graph_optimization"):
+        OrtBackend(runtime_bundle / "model.onnx", graph_optimization="max")

@@ -227,7 +227,7 @@ def test_paper_loss_is_the_reference_formula_and_reaches_the_teacher():
     s_feat = torch.randn(4, 768, requires_grad=True)
     t_feat = torch.randn(4, 768, requires_grad=True)
     s_score, t_score, mos = torch.rand(4), torch.rand(4, requires_grad=True), torch.rand(4)
-    total, parts = losses.distill_loss("paper", (s_feat, s_score), (t_feat, t_score), mos)
+    total, parts = losses.distill_loss("paper", (s_score, s_feat), (t_score, t_feat), mos)
 
     def ln(x):
         return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False,
@@ -240,7 +240,7 @@ def test_paper_loss_is_the_reference_formula_and_reaches_the_teacher():
     assert set(parts) == {"feature", "teacher_mos", "student_mos"}
     total.backward()
     assert t_feat.grad is not None and t_feat.grad.abs().sum() > 0  # not detached
-    lf, parts = losses.distill_loss("label-free", (s_feat, s_score), (t_feat, t_score), None)
+    lf, parts = losses.distill_loss("label-free", (s_score, s_feat), (t_score, t_feat), None)
     assert set(parts) == {"feature", "student_teacher"}
 
 

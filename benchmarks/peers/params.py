@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from internvqa.runtime.errors import InternVQAError
+from internvqa.runtime.workspace import peers_dir
 
 
 class PeerParamsError(InternVQAError):
@@ -78,7 +79,7 @@ PINNED = {p.peer: p for p in (BRISQUE_SVR, NIQE_PRISTINE)}
 
 def cache_dir() -> Path:
     """`$INTERNVQA_WORK/peers` (the project's work folder convention), else `work/peers`."""
-    return Path(os.environ.get("INTERNVQA_WORK", "work")) / "peers"
+    return peers_dir()
 
 
 def sha256(data: bytes) -> str:

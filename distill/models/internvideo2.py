@@ -21,9 +21,11 @@ A switch that is off leaves no parameter behind, so every existing config keeps 
 the official key set (tests/test_models.py pins it) and old checkpoints, whose
 config.json predates the switches, rebuild with the registry's defaults.
 
-The output contract shared by every model in the registry:
-`forward(x: (B, 3, T, H, W)) -> (feature (B, 768), score (B,))`, where `feature` is
-`fc_norm(attention_pool(tokens))`, the vector the distillation loss matches.
+The output contract shared by every model in the registry (`internvqa.distill.models`):
+`forward(x: (B, 3, T, H, W)) -> (score (B,), feature (B, 768))`, where `feature` is
+`fc_norm(attention_pool(tokens))`, the vector the distillation loss matches. Score first is
+the order of the exported graph's outputs (`score`, `feature`) and of the runtime's
+`Backend.run`, so no layer reorders them.
 """
 
 from __future__ import annotations
@@ -414,10 +416,11 @@ class InternVideo2(nn.Module):
         return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """tokens -> (feature (B, 768) = fc_norm(pool(tokens)), score (B,) or (B, n))."""
+        """tokens -> (score (B,) or (B, n), feature (B, 768) = fc_norm(pool(tokens)))."""
         feature = self.fc_norm(self.clip_projector(tokens))
         score = self.head(self.fc_dropout(feature))
-        return feature, score.squeeze(-1)
+        return score.squeeze(-1), feature
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, T, H, W) -> (score, feature): the registry's output order (module doc)."""
         return self.forward_head(self.forward_features(x))

@@ -3,7 +3,8 @@
 The backbone sees (B*T, 3, H, W), returns its pooled feature (`num_classes=0`); frames are
 averaged in time, projected to the 768-d distillation space by `proj` (the paper leaves this
 adapter open; a Linear is the natural choice), then `fc_norm` and `head` as in InternVideo2,
-so the `(feature_768, score)` contract is the same for every student.
+so the `(score, feature_768)` contract (`internvqa.distill.models`) is the same for every
+student.
 
 Weights: `pretrained=False` always (no network here). `backbone_weights=PATH` loads a local
 file (safetensors, or a plain `torch.save` state dict read with `weights_only=True`).
@@ -105,7 +106,7 @@ class TimmStudent(nn.Module):
     def forward_head(
         self, feats: torch.Tensor, side: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame features (B, T, F) [+ side (B, side_dim)] -> (feature 768, score).
+        """Per-frame features (B, T, F) [+ side (B, side_dim)] -> (score, feature 768).
 
         Hybrid: score = pixel score + fuse([pixel score, side]); a missing `side` is the
         all-zero vector (pixel-only mode). The fusion sees the pixel model's *score*, not
@@ -113,7 +114,7 @@ class TimmStudent(nn.Module):
         learned the training content (train SRCC 0.99, held-out 0.48 on the `standard`
         corpus), one over (score, side) generalises (benchmarks/RESULTS.md)."""
         feature = self.fc_norm(self.proj(feats.mean(1)))
-        return feature, self.score_from_feature(feature, side)
+        return self.score_from_feature(feature, side), feature
 
     def score_from_feature(self, feature: torch.Tensor, side: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 768) fc_norm feature [+ side] -> (B,) score: the head and the fusion."""
@@ -137,6 +138,7 @@ class TimmStudent(nn.Module):
     def forward(
         self, x: torch.Tensor, side: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, T, H, W) [+ side (B, side_dim)] -> (score, feature), the registry's order."""
         return self.forward_head(self.forward_features(x), side)
 
     def load_backbone_state(self, state: dict[str, torch.Tensor], origin: str) -> None:
