@@ -1,7 +1,7 @@
 """The benchmark suite: the numbers users pick InternVQA by, in one run.
 
     ./run bench                       # = .venv/bin/python benchmarks/run_suite.py
-    ./run bench --manifest /work/corpus/standard/manifest.train-2026-12-01.csv
+    ./run bench --manifest /work/corpus/standard/manifest.train-2026-12-01b.csv
     ./run bench --limit 40 --speed-clips h264@360p,h264@720p --precision-videos 20  # quick
 
 It scores with the shipped default model (`runtime.bundle.default_bundle()`, or `--bundle`)
@@ -54,7 +54,7 @@ OUT = REPO / "benchmarks" / "out"
 RESULTS = REPO / "benchmarks" / "RESULTS.md"
 PLOT = REPO / "benchmarks" / "cost_curve.png"
 BEGIN, END = "<!-- suite:begin -->", "<!-- suite:end -->"
-STANDARD_MANIFEST = "/work/corpus/standard/manifest.train-2026-12-01.csv"
+STANDARD_MANIFEST = "/work/corpus/standard/manifest.train-2026-12-01b.csv"
 SECTIONS = ("accuracy", "precision", "speed")
 
 
