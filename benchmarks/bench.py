@@ -58,7 +58,7 @@ from internvqa.runtime.clipspec import ClipSpec, windows_to_input
 from internvqa.runtime.errors import InternVQAError, UsageError
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.metrics import plcc, srcc, video_accuracy
-from internvqa.runtime.workspace import CHECKPOINT_FORMAT
+from internvqa.runtime.workspace import CHECKPOINT_FORMAT, CONFIG_FILE
 from internvqa.runtime.workspace import TEACHER_PREDICTIONS as TEACHER_PREDS
 
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
@@ -196,7 +196,7 @@ class EngineRef:
         elif self.kind == "checkpoint":
             # runs keep their checkpoints in best/ and last/: name them by their architecture
             try:
-                cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+                cfg = json.loads((self.path / CONFIG_FILE).read_text(encoding="utf-8"))
                 name = str(cfg["model"]["architecture"])
             except (OSError, ValueError, KeyError, TypeError):
                 name = f"{self.path.parent.name}/{self.path.name}"
@@ -215,7 +215,7 @@ def distinct_labels(results: list[dict[str, Any]]) -> None:
 
 def is_checkpoint_dir(path: Path) -> bool:
     """A project checkpoint (config.json with the checkpoint format), not a bundle."""
-    cfg = path / "config.json"
+    cfg = path / CONFIG_FILE
     if not path.is_dir() or (path / META_NAME).exists() or not cfg.is_file():
         return False
     try:

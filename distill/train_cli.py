@@ -19,6 +19,7 @@ from internvqa.runtime.cli_common import Command
 from internvqa.runtime.clipspec import PRESETS, ClipSpec
 from internvqa.runtime.errors import ManifestError, UsageError
 from internvqa.runtime.manifest import ManifestRow, read_manifest
+from internvqa.runtime.workspace import WEIGHTS_FILE
 
 from . import distributed as D
 from .data import build_window_cache
@@ -277,7 +278,7 @@ def _student(student_name, teacher_dir, mode, manifest, videos, preset, views, d
     cache = cached_windows(rows, spec, info, not no_progress)
     default_name = student_name if mode == "paper" else f"{student_name}-{mode}"
     run_dir = Path(out) if out else default_run_dir("student", default_name)
-    teacher_sha = sha256_file(Path(teacher_dir) / "model.safetensors")
+    teacher_sha = sha256_file(Path(teacher_dir) / WEIGHTS_FILE)
     provenance = {**prov, "kind": "student", "model": student_name, "mode": mode,
                   "teacher": str(Path(teacher_dir).resolve()), "teacher_sha256": teacher_sha,
                   "teacher_model": tconf["model"]["architecture"], "views": views,

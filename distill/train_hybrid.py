@@ -38,6 +38,7 @@ from internvqa.runtime.clipspec import ClipSpec, windows_to_input
 from internvqa.runtime.errors import UsageError, VideoError
 from internvqa.runtime.manifest import ManifestRow
 from internvqa.runtime.video import iter_windows, open_video
+from internvqa.runtime.workspace import WEIGHTS_FILE
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import cache_key, frame_labels, split_videos, window_side
@@ -111,7 +112,7 @@ def build_head_cache(model: TimmStudent, rows: Sequence[ManifestRow], spec: Clip
 
 def cache_folder(root: Path, checkpoint: Path, rows: Sequence[ManifestRow], spec: ClipSpec) -> Path:
     h = hashlib.sha256()
-    h.update(sha256_file(checkpoint / "model.safetensors").encode())
+    h.update(sha256_file(checkpoint / WEIGHTS_FILE).encode())
     h.update(cache_key(rows, spec).encode())
     h.update(f"side{SIDE_DIM}:{','.join(SIDE_NAMES)}".encode())
     return root / "cache" / "hybrid" / h.hexdigest()[:20]

@@ -34,6 +34,7 @@ from internvqa.runtime.atomic import atomic_directory, atomic_write_json
 from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.errors import ManifestError, UsageError
 from internvqa.runtime.manifest import ManifestRow
+from internvqa.runtime.workspace import WEIGHTS_FILE
 
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -155,7 +156,7 @@ class StudentTask:
         if cached:
             teacher.requires_grad_(False)
             feats, scores, self.teacher_seconds = teacher_targets(
-                teacher, self.train_set, sha256_file(teacher_dir / "model.safetensors"),
+                teacher, self.train_set, sha256_file(teacher_dir / WEIGHTS_FILE),
                 views, info, cfg.eval_batch_size)
             pos = {v: i for i, v in enumerate(self.train_set.videos)}
             self.t_feats, self.t_scores, self.pos = (torch.from_numpy(feats),

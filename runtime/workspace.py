@@ -95,10 +95,6 @@ def run_dir(kind: str, model: str, work: Path | None = None) -> Path:
     return runs_dir(work) / f"{kind}-{safe_model_name(model)}"
 
 
-def is_checkpoint(path: Path) -> bool:
-    return (Path(path) / CONFIG_FILE).is_file()
-
-
 def latest_checkpoint(student: str, work: Path | None = None) -> Path:
     """Most recently modified `<work>/runs/student-<name>*/best` (the distill convention)."""
     safe = safe_model_name(student)

@@ -183,7 +183,7 @@ class Preset:
     # The seed `splits` were drawn with; another seed draws everything afresh.
     splits_seed: int | None = None
     # Sources the hd subset takes first (then the first others that fit), so that a grown
-    # registry keeps the subset it was built with.
+    # registry keeps the subset it was built with; like `splits`, only for `splits_seed`.
     hd_sources: frozenset[str] = frozenset()
 
 
@@ -192,6 +192,7 @@ def _pinned(name: str) -> dict:
     return json.loads((Path(__file__).with_name(name)).read_text())
 
 
+_STANDARD_PINS = _pinned("standard-splits.json")
 _DEMO_SOURCES = ("astronaut", "chelsea", "coffee", "brick", "plasma", "shapes", "horse",
                  "gradient_checker", "camera", "clock")
 # The standard corpus's (seed 0) split of these built-ins: camera and clock are test,
@@ -220,8 +221,8 @@ _STANDARD = Preset(
     res_ladder=((2, "libx264", (26, 38)), (2, "libvpx-vp9", (50,)), (3, "libsvtav1", (45,))),
     labels="vmaf", media=True,
     max_paths={"photo": 3, "art": 2, "texture": 1, "video": 2}, hd=(1280, 720, 30),
-    splits=dict(_pinned("standard-splits.json")["splits"]), unlisted="drawn", splits_seed=0,
-    hd_sources=frozenset(_pinned("standard-splits.json")["hd_sources"]),
+    splits=dict(_STANDARD_PINS["splits"]), unlisted="drawn", splits_seed=0,
+    hd_sources=frozenset(_STANDARD_PINS["hd_sources"]),
 )
 PRESETS: dict[str, Preset] = {
     "demo": _DEMO,
@@ -332,8 +333,9 @@ def plan_jobs(preset: Preset, seed: int, entries: list[SourceEntry] | None = Non
         w, h, n = preset.hd
         fits = [e for e in entries if e.item is None
                 or paths_for(e.item, w, h, frames=preset.frames) > e.path_index]
-        pinned = [e for e in fits if e.name in preset.hd_sources]
-        rest = [e for e in fits if e.name not in preset.hd_sources]
+        keep = preset.hd_sources if preset.splits_seed in (None, seed) else frozenset()
+        pinned = [e for e in fits if e.name in keep]
+        rest = [e for e in fits if e.name not in keep]
         tiers.append((w, h, f"{w}x{h}", (pinned + rest)[:n]))
     for width, height, tier, group in tiers:
         for e in group:
