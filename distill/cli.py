@@ -13,6 +13,7 @@ import click
 
 from internvqa.runtime.cli_common import Group
 
+from .average import average_command
 from .import_cli import import_command
 from .models.listing import models_command
 from .train_cli import hybrid_command, student_command, teacher_command
@@ -35,6 +36,7 @@ main.add_command(import_command)
 main.add_command(teacher_command)
 main.add_command(student_command)
 main.add_command(hybrid_command)
+main.add_command(average_command)
 
 
 # glibc returns freed memory to the OS and page-faults it back on every training step; told
