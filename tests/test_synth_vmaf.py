@@ -158,3 +158,26 @@ def test_rungs_recreates_the_coded_ladder_files_bit_exactly(built):
             assert src.info.codec == "h264"
         with open_video(path, display=display) as src:
             assert src.info.coded_size == tuple(int(v) for v in r.resolution.split("x"))
+
+
+def test_libvmaf_peer_matches_the_labels_and_names_the_rung_upscaler(built, tmp_path):
+    """The suite's libvmaf peer re-scores test videos: full-size encodes reproduce their
+    labels exactly; resolution rungs (coded file, upscaled by ffmpeg) are reported apart."""
+    from click.testing import CliRunner
+
+    from internvqa.bench.suite_accuracy import Accuracy
+    from internvqa.distill.data_cli import cli
+
+    res, _ = built
+    manifest = Path(res.manifest)
+    assert CliRunner().invoke(cli, ["rungs", str(manifest)]).exit_code == 0
+    rows = read_manifest(manifest)
+    split = next(r.split for r in rows if r.resolution != f"{r.width}x{r.height}")
+    acc = Accuracy(manifest, tmp_path, split=split, vmaf_videos=100, log=lambda _: None,
+                   progress=False)
+    acc.libvmaf()
+    (peer,) = acc.engines
+    assert peer["timed_videos"] == len(acc.test)
+    assert peer["label_max_abs_diff"] < 1e-3
+    assert peer["rung_label_max_abs_diff"] is not None
+    assert "resolution rungs" in peer["note"] and "OpenCV" in peer["note"]
