@@ -48,7 +48,7 @@ def main(manifest: Path, checkpoints: tuple[Path, ...], splits: tuple[str, ...],
             with torch.no_grad():
                 preds = predict_videos(lambda x, m=model: m(x)[0],
                                        EvalWindows(cache, rows, by_split[split]), 32, DistInfo())
-            natural = {v: p for v, p in preds.items() if rows[v].extra.get("content") == "natural"}
+            natural = {v: p for v, p in preds.items() if rows[v].natural}
             fig = {"all": video_metrics(preds, rows), "natural": video_metrics(natural, rows)}
             out[f"{path}:{split}"] = fig
             click.echo(f"{str(path):50s} {split:5s} SRCC {fig['all']['srcc']:.4f} "

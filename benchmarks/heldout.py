@@ -86,7 +86,7 @@ def bitrate_model(train: Sequence[ManifestRow], test: Sequence[ManifestRow], fps
 
 def subsets(rows: Sequence[ManifestRow]) -> dict[str, list[int]]:
     out = {"all": list(range(len(rows)))}
-    nat = [i for i, r in enumerate(rows) if r.extra.get("content") == "natural"]
+    nat = [i for i, r in enumerate(rows) if r.natural]
     if nat:
         out["natural"] = nat
     tiers = sorted({f"{r.width}x{r.height}" for r in rows})

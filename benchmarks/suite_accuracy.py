@@ -51,7 +51,7 @@ def figures(pred: Sequence[float | None], rows: Sequence[ManifestRow]) -> dict[s
 def subsets(rows: Sequence[ManifestRow]) -> dict[str, list[int]]:
     """'all', and 'natural' (camera content, the manifest's `content` column) when present."""
     out = {"all": list(range(len(rows)))}
-    nat = [i for i, r in enumerate(rows) if r.extra.get("content") == "natural"]
+    nat = [i for i, r in enumerate(rows) if r.natural]
     if nat and len(nat) < len(rows):
         out["natural"] = nat
     return out
@@ -236,11 +236,10 @@ class Accuracy:
         self.add("libvmaf", "libvmaf VMAF v0.6.1 (full reference)", None, **info)
 
     def report(self) -> dict[str, Any]:
-        natural = sum(1 for r in self.test if r.extra.get("content") == "natural")
+        natural = sum(1 for r in self.test if r.natural)
         return {"manifest": str(self.manifest), "split": self.split, "videos": len(self.test),
                 "sources": len({r.source for r in self.test}), "natural_videos": natural,
-                "natural_sources": len({r.source for r in self.test
-                                        if r.extra.get("content") == "natural"}),
+                "natural_sources": len({r.source for r in self.test if r.natural}),
                 "train_videos": len(self.train), "engines": self.engines}
 
 

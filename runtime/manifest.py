@@ -62,6 +62,12 @@ class ManifestRow:
             return p
         return ((self.root or Path.cwd()) / p).resolve()
 
+    @property
+    def natural(self) -> bool:
+        """Camera content (the corpus's `content` column): the subset every held-out table
+        reports apart, since unseen camera video is what users score."""
+        return self.extra.get("content") == "natural"
+
 
 def _fmt_num(v: float | int | None) -> str:
     if v is None:
