@@ -19,6 +19,7 @@ import torch
 from internvqa.distill.checkpoint import load_checkpoint
 from internvqa.distill.data import EvalWindows, build_window_cache, split_videos
 from internvqa.distill.distributed import DistInfo
+from internvqa.distill.models.registry import TIMM_PREFIX
 from internvqa.distill.train_eval import predict_videos, video_metrics
 from internvqa.runtime.clipspec import ClipSpec
 from internvqa.runtime.manifest import read_manifest
@@ -42,8 +43,10 @@ def main(manifest: Path, checkpoints: tuple[Path, ...], splits: tuple[str, ...],
     cache = build_window_cache(rows, ClipSpec.from_dict(models[0][1]["clip_spec"]))
     by_split = split_videos(rows)
     out: dict = {}
-    for path, (model, _) in zip(checkpoints, models, strict=True):
-        model = model.eval().to(memory_format=torch.channels_last)
+    for path, (model, cfg) in zip(checkpoints, models, strict=True):
+        model = model.eval()
+        if cfg["model"]["architecture"].startswith(TIMM_PREFIX):  # NHWC, as in training
+            model = model.to(memory_format=torch.channels_last)
         for split in splits:
             with torch.no_grad():
                 preds = predict_videos(lambda x, m=model: m(x)[0],
@@ -51,11 +54,16 @@ def main(manifest: Path, checkpoints: tuple[Path, ...], splits: tuple[str, ...],
             natural = {v: p for v, p in preds.items() if rows[v].natural}
             fig = {"all": video_metrics(preds, rows), "natural": video_metrics(natural, rows)}
             out[f"{path}:{split}"] = fig
-            click.echo(f"{str(path):50s} {split:5s} SRCC {fig['all']['srcc']:.4f} "
-                       f"(n {len(preds)}), natural {fig['natural']['srcc']:.4f} "
+            click.echo(f"{str(path):50s} {split:5s} SRCC {_srcc(fig['all'])} "
+                       f"(n {len(preds)}), natural {_srcc(fig['natural'])} "
                        f"(n {len(natural)})")
     if json_out:
         json_out.write_text(json.dumps(out, indent=1) + "\n")
+
+
+def _srcc(fig: dict) -> str:
+    """SRCC to 4 digits, or "-" where the subset has too few videos (e.g. no natural ones)."""
+    return f"{fig['srcc']:.4f}" if "srcc" in fig else "-"
 
 
 if __name__ == "__main__":

@@ -276,3 +276,22 @@ def test_rng_state_round_trips_through_weights_only(tmp_path):
     set_rng_state(torch.load(tmp_path / "s.pt", weights_only=True))
     b = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all() and a[2] == b[2]
+
+
+def test_checkpoint_heldout_reproduces_the_runs_own_report(teacher_run, env, tmp_path):
+    """benchmarks/checkpoint_heldout.py scores a checkpoint on the path the run reported."""
+    from internvqa.bench.checkpoint_heldout import main as heldout_main
+
+    _, manifest = env
+    out = tmp_path / "h.json"
+    res = CliRunner().invoke(heldout_main, ["--manifest", str(manifest), "--threads", "1",
+                                            "--json", str(out), str(teacher_run / "best")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    got = json.loads(out.read_text())
+    report = json.loads((teacher_run / "report.json").read_text())["heldout"]
+    for split in ("val", "test"):
+        fig = got[f"{teacher_run / 'best'}:{split}"]
+        assert fig["all"]["n"] == report[split]["n"] == 3
+        assert fig["all"]["srcc"] == pytest.approx(report[split]["srcc"], abs=1e-6)
+        assert "srcc" not in fig["natural"]  # the tiny corpus has no "content" column
