@@ -17,7 +17,8 @@ the same number of optimiser steps:
 Checkpoint choice uses V non-family val sources; the family test is every family source of
 the val and test splits, which no run trains on. Every train row's labels are blanked, so
 the students learn from the teacher's scores only. The table gives each seed, the mean and
-the paired differences. Runs resume: a run whose report.json exists is not trained again.
+the paired differences. Runs resume: a finished run (report.json) is not trained again,
+an interrupted one goes on from its resume state.
 Set INTERNVQA_WORK to a folder of its own when another job shares the window cache.
 """
 
@@ -159,6 +160,8 @@ def run_student(manifest: Path, out: Path, a, epochs: int, seed: int) -> dict:
             "--mode", "label-free", "--views", str(a.views), "--preset", "demo",
             "--manifest", str(manifest), "--epochs", str(epochs), "--seed", str(seed),
             "--threads", str(a.threads), "--out", str(out), "--no-progress"]
+    if (out / "resume_state.pt").is_file():  # an interrupted run goes on where it stopped
+        args.append("--resume")
     print("$ vqa-distill " + " ".join(args), flush=True)
     with open(out.with_suffix(".log"), "w") as log:
         res = subprocess.run([sys.executable, "-m", "internvqa.distill.cli", *args],
