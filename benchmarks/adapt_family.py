@@ -33,16 +33,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from internvqa.runtime.atomic import atomic_write_json, atomic_write_text
-from internvqa.runtime.manifest import read_csv_records
+from internvqa.runtime.atomic import atomic_write_json
+from internvqa.runtime.manifest import ManifestRow, read_manifest, write_manifest
 
 ARMS = ("base", "adapt", "control")
-LABEL_COLUMNS = ("mos", "vmaf", "vmaf_neg", "mos_frames", "psnr_y", "ssim")
+LABEL_COLUMNS = ("vmaf", "vmaf_neg", "mos_frames", "psnr_y", "ssim")  # beside `mos`
 BUILTIN = "builtin"  # the built-in sources (procedural, scikit-image) have no media kind
 
 
@@ -68,11 +68,11 @@ class Plan:
     family_test: tuple[str, ...]
 
 
-def _by_scene(records: Sequence[dict], split: str, keep) -> dict[str, list[str]]:
+def _by_scene(rows: Sequence[ManifestRow], split: str, keep) -> dict[str, list[str]]:
     scenes: dict[str, set[str]] = {}
-    for r in records:
-        if r["split"] == split and keep(r):
-            scenes.setdefault(r.get("scene") or r["source"], set()).add(r["source"])
+    for r in rows:
+        if r.split == split and keep(r):
+            scenes.setdefault(r.extra.get("scene") or r.source, set()).add(r.source)
     return {s: sorted(v) for s, v in sorted(scenes.items())}
 
 
@@ -85,36 +85,36 @@ def _pick(scenes: dict[str, list[str]], n: int, rng: np.random.Generator, what: 
     return [scenes[keys[i]][int(rng.integers(len(scenes[keys[i]])))] for i in order]
 
 
-def plan_sources(records: Sequence[dict], family: str, seed: int, *, n_base: int, n_add: int,
+def plan_sources(rows: Sequence[ManifestRow], family: str, seed: int, *, n_base: int, n_add: int,
                  n_val: int, kinds: dict[str, str]) -> Plan:
     """Seeded source picks for the three arms (see the module docstring)."""
     rng = np.random.default_rng(seed)
-    fam = lambda r: kind_of(r["source"], kinds) == family  # noqa: E731
-    other = _by_scene(records, "train", lambda r: not fam(r))
+    fam = lambda r: kind_of(r.source, kinds) == family  # noqa: E731
+    other = _by_scene(rows, "train", lambda r: not fam(r))
     picks = _pick(other, n_base + n_add, rng, f"non-{family} train sources")
     base, extra = picks[:n_base], picks[n_base:]
-    added = _pick(_by_scene(records, "train", fam), n_add, rng, f"{family} train sources")
-    val = _pick(_by_scene(records, "val", lambda r: not fam(r)), n_val, rng,
+    added = _pick(_by_scene(rows, "train", fam), n_add, rng, f"{family} train sources")
+    val = _pick(_by_scene(rows, "val", lambda r: not fam(r)), n_val, rng,
                 f"non-{family} val sources")
-    test = sorted({r["source"] for r in records if r["split"] in ("val", "test") and fam(r)})
+    test = sorted({r.source for r in rows if r.split in ("val", "test") and fam(r)})
     if not test:
         raise SystemExit(f"error: no {family} sources in the val/test splits")
     return Plan(seed, {"base": tuple(base), "adapt": tuple(base + added),
                        "control": tuple(base + extra)}, tuple(val), tuple(test))
 
 
-def arm_records(records: Sequence[dict], plan: Plan, arm: str) -> list[dict]:
+def arm_rows(rows: Sequence[ManifestRow], plan: Plan, arm: str) -> list[ManifestRow]:
     """The arm's manifest rows: its train sources unlabelled, val, family test as "test"."""
     train, val, test = set(plan.arms[arm]), set(plan.val), set(plan.family_test)
     out = []
-    for r in records:
-        s = r["source"]
-        if r["split"] == "train" and s in train:
-            out.append({**r, **{c: "" for c in LABEL_COLUMNS if c in r}})
-        elif r["split"] == "val" and s in val:
-            out.append(dict(r))
-        elif r["split"] in ("val", "test") and s in test:
-            out.append({**r, "split": "test"})
+    for r in rows:
+        if r.split == "train" and r.source in train:
+            blank = {c: "" for c in LABEL_COLUMNS if c in r.extra}
+            out.append(replace(r, mos=None, extra={**r.extra, **blank}))
+        elif r.split == "val" and r.source in val:
+            out.append(r)
+        elif r.split in ("val", "test") and r.source in test:
+            out.append(replace(r, split="test"))
     return out
 
 
@@ -125,30 +125,9 @@ def arm_epochs(plan: Plan, epochs_added: int) -> dict[str, int]:
             "control": epochs_added}
 
 
-def load_records(manifest: Path, resolution: str) -> list[dict]:
-    """The manifest's rows of one resolution tier, with paths made absolute so the arm
-    manifests can live in another folder."""
-    root = manifest.resolve().parent
-    out = []
-    for _, r in read_csv_records(manifest, "manifest", ("path", "mos", "source", "split")):
-        if r.get("resolution", resolution) != resolution:
-            continue
-        for col in ("path", "reference"):
-            if r.get(col) and not Path(r[col]).is_absolute():
-                r[col] = str(root / r[col])
-        out.append(r)
-    return out
-
-
-def write_csv(path: Path, records: list[dict]) -> None:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(records[0]), lineterminator="\n")
-    w.writeheader()
-    w.writerows(records)
-    atomic_write_text(path, buf.getvalue())
+def load_rows(manifest: Path, resolution: str) -> list[ManifestRow]:
+    """The manifest's rows of one resolution tier (rows without one count as in it)."""
+    return [r for r in read_manifest(manifest) if (r.resolution or resolution) == resolution]
 
 
 def run_student(manifest: Path, out: Path, a, epochs: int, seed: int) -> dict:
@@ -229,19 +208,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("work/runs/adapt_family"))
     ap.add_argument("--json", type=Path)
     a = ap.parse_args()
-    records = load_records(a.manifest, a.resolution)
+    rows = load_rows(a.manifest, a.resolution)
     kinds = media_kinds()
     a.out.mkdir(parents=True, exist_ok=True)
     per_seed: dict[int, dict[str, dict]] = {}
     for seed in (int(s) for s in a.seeds.split(",")):
-        plan = plan_sources(records, a.family, seed, n_base=a.base_sources,
+        plan = plan_sources(rows, a.family, seed, n_base=a.base_sources,
                             n_add=a.added_sources, n_val=a.val_sources, kinds=kinds)
         epochs = arm_epochs(plan, a.epochs_added)
         per_seed[seed] = {}
         for arm in ARMS:
             manifest = a.out / f"seed{seed}-{arm}.csv"
             if not manifest.is_file():
-                write_csv(manifest, arm_records(records, plan, arm))
+                write_manifest(arm_rows(rows, plan, arm), manifest)
             report = run_student(manifest, a.out / f"seed{seed}-{arm}", a, epochs[arm], seed)
             per_seed[seed][arm] = _metrics(report)
         if a.json:  # after every seed, so an interrupted job keeps what it measured

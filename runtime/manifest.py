@@ -168,11 +168,19 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestRow]:
     return rows
 
 
-def _path_for(row: ManifestRow, folder: Path) -> str:
-    p = Path(row.path)
-    if not p.is_absolute() and row.root is None:
-        return row.path
-    full = row.abspath
+# Extra columns that hold a file path relative to the manifest's folder, like `path`.
+PATH_COLUMNS = ("reference",)
+
+
+def _path_for(row: ManifestRow, folder: Path, text: str | None = None) -> str:
+    """`row.path` (or another path of the row, `text`) as written from `folder`: relative
+    where it lies below it, else absolute, so a manifest written elsewhere still points at
+    the same files."""
+    text = row.path if text is None else text
+    p = Path(text)
+    if not text or (not p.is_absolute() and row.root is None):
+        return text
+    full = p if p.is_absolute() else (row.root / p).resolve()
     try:
         return full.relative_to(folder).as_posix()
     except ValueError:
@@ -204,7 +212,8 @@ def write_manifest(rows: Iterable[ManifestRow], path: str | os.PathLike) -> Path
                 _fmt_num(r.height),
                 r.resolution,
                 r.split,
-                *[r.extra.get(k, "") for k in extra_cols],
+                *[_path_for(r, folder, r.extra.get(k, "")) if k in PATH_COLUMNS
+                  else r.extra.get(k, "") for k in extra_cols],
             ]
         )
     return atomic_write_text(path, buf.getvalue())

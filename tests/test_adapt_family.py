@@ -8,24 +8,25 @@ import pytest
 from internvqa.bench.adapt_family import (
     BUILTIN,
     arm_epochs,
-    arm_records,
+    arm_rows,
     kind_of,
     plan_sources,
     summarise,
 )
+from internvqa.runtime.manifest import ManifestRow
 
 KINDS = {f"art{i}": "art" for i in range(8)} | {f"pic{i}": "photo" for i in range(40)}
 
 
-def _records() -> list[dict]:
+def _records() -> list[ManifestRow]:
     """Two encodes per source; art sources have two paths ("~p1") of one scene."""
     rows = []
 
     def add(source: str, split: str, scene: str) -> None:
         for crf in (22, 32):
-            rows.append({"path": f"/c/{source}/{crf}.mp4", "mos": "80", "vmaf": "80",
-                         "mos_frames": "80 80", "source": source, "split": split,
-                         "scene": scene, "crf": str(crf)})
+            rows.append(ManifestRow(path=f"/c/{source}/{crf}.mp4", mos=80.0, source=source,
+                                    crf=float(crf), split=split,
+                                    extra={"vmaf": "80", "mos_frames": "80 80", "scene": scene}))
 
     for i in range(8):
         split = "train" if i < 5 else ("val" if i == 5 else "test")
@@ -63,19 +64,20 @@ def test_family_test_is_every_heldout_family_source_and_never_trained_on() -> No
     p = _plan()
     assert set(p.family_test) == {"art5", "art5~p1", "art6", "art6~p1", "art7", "art7~p1"}
     for arm in ("base", "adapt", "control"):
-        rows = arm_records(_records(), p, arm)
-        train = {r["source"] for r in rows if r["split"] == "train"}
-        test = {r["source"] for r in rows if r["split"] == "test"}
+        rows = arm_rows(_records(), p, arm)
+        train = {r.source for r in rows if r.split == "train"}
+        test = {r.source for r in rows if r.split == "test"}
         assert train == set(p.arms[arm])
         assert test == set(p.family_test) and not train & test
-        assert {r["source"] for r in rows if r["split"] == "val"} == set(p.val)
+        assert {r.source for r in rows if r.split == "val"} == set(p.val)
 
 
 def test_training_rows_carry_no_labels_and_heldout_rows_keep_theirs() -> None:
-    rows = arm_records(_records(), _plan(), "adapt")
-    train = [r for r in rows if r["split"] == "train"]
-    assert train and all(r["mos"] == r["vmaf"] == r["mos_frames"] == "" for r in train)
-    assert all(r["mos"] == "80" for r in rows if r["split"] != "train")
+    rows = arm_rows(_records(), _plan(), "adapt")
+    train = [r for r in rows if r.split == "train"]
+    assert train and all(r.mos is None and r.extra["vmaf"] == r.extra["mos_frames"] == ""
+                         for r in train)
+    assert all(r.mos == 80.0 for r in rows if r.split != "train")
 
 
 def test_every_arm_gets_the_same_step_budget() -> None:

@@ -59,6 +59,19 @@ def test_round_trip_and_relative_paths(tmp_path):
     assert header.startswith("path,mos,source") and header.endswith("ssim")
 
 
+def test_a_moved_manifest_keeps_its_reference_files(tmp_path):
+    """The `reference` column is a path relative to the manifest like `path`; rewriting the
+    manifest in another folder must keep it pointing at the same lossless reference."""
+    corpus = tmp_path / "corpus"
+    row = ManifestRow(path="clips/a.mp4", mos=50.0, source="s1",
+                      extra={"reference": "refs/s1.mkv", "scene": "s1"})
+    back = read_manifest(write_manifest([row], corpus / "m.csv"))
+    assert back[0].extra["reference"] == "refs/s1.mkv"  # below its folder: stays relative
+    moved = read_manifest(write_manifest(back, tmp_path / "runs" / "m.csv"))
+    assert moved[0].extra["reference"] == str(corpus / "refs" / "s1.mkv")
+    assert moved[0].extra["scene"] == "s1"  # other extra columns are copied as they are
+
+
 def test_split_rows_and_check_videos_exist(tmp_path):
     (tmp_path / "a.mkv").write_bytes(b"x")
     rows = [ManifestRow("a.mkv", 1.0, "s", split="train", root=tmp_path),
